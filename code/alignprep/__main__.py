@@ -1,0 +1,30 @@
+"""``python -m alignprep``: run the CLI and leave with its exit code, whatever native threads do."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+
+from .cli import main
+
+
+def _exit(code: int) -> None:
+    """Flush everything, then leave with exactly ``code``.
+
+    ``os._exit`` skips interpreter finalisation. There, on Python 3.11, a C++ worker thread that
+    still needs the GIL is killed with ``pthread_exit`` and takes the process down with
+    ``std::terminate`` (SIGABRT, exit 134). We saw this with pyarrow's scanner thread after
+    ``iblatlas.regions.BrainRegions()`` (pandas hands pyarrow a Python file object), in about 1 of
+    20 processes that exit within 50 ms of that call. All our work is finished and flushed here.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    _exit(int(main()))

@@ -1,0 +1,1 @@
+"""Read and validate what is in the data root; never write."""

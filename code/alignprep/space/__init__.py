@@ -1,0 +1,1 @@
+"""Pure geometry: frames, orientation codes, ANTs chains, CCF <-> bregma."""

@@ -1,0 +1,1 @@
+"""Pipeline stages: each takes the config and typed inputs, returns what it wrote."""

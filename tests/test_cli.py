@@ -1,0 +1,108 @@
+"""``code/run`` end to end in a subprocess: help, exit codes, messages, effective config."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from alignprep.cli import FLAGS, build_parser
+from alignprep.config import load_defaults
+
+
+def test_help_from_any_directory_lists_every_flag_with_its_default(run_cli):
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    text = re.sub(r"\s+", " ", proc.stdout.split("options:", 1)[1])
+    defaults = load_defaults()
+    for flag, key, _ in FLAGS:
+        assert flag in text
+        match = re.search(re.escape(flag) + r" .*?\(default: (.*?)\)", text)
+        assert match, f"{flag} has no default in --help"
+        assert json.loads(match.group(1)) == defaults[key]
+    for action in build_parser()._actions:  # nothing the parser accepts is missing from help
+        for opt in action.option_strings:
+            assert opt in text
+
+
+def test_demo_writes_effective_config_with_merged_values(run_cli, tmp_path):
+    results = tmp_path / "res"
+    proc = run_cli(
+        "--demo",
+        "--results-root",
+        str(results),
+        "--scratch-root",
+        str(tmp_path / "scr"),
+        "--data-root",
+        "rel_data",
+        "--params",
+        '{"histology": {"output_voxel_size_um": 10}}',
+        "--n-jobs",
+        "0.5",
+        "--skip-ephys",
+        "yes",
+        env={"CO_CPUS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((results / "effective_config.json").read_text())
+    assert written["histology"]["output_voxel_size_um"] == 10
+    default_voxel_um = load_defaults()["histology"]["desired_voxel_size_um"]
+    assert written["histology"]["desired_voxel_size_um"] == default_voxel_um
+    assert written["skip_ephys"] is True and written["demo"] is True
+    assert written["n_jobs"] == 0.5 and written["effective"]["n_jobs"] == 1
+    # relative data root resolved against the working directory, inputs against the data root
+    assert written["data_root"] == str(tmp_path / "elsewhere" / "rel_data")
+    assert written["references"]["ccf_template"].startswith(written["data_root"] + "/")
+    # the parameter dump and per-step wall times are logged
+    assert '"output_voxel_size_um": 10' in proc.stderr
+    assert re.search(r"step write effective config: done in \d+\.\d\d s", proc.stderr)
+    assert "n_jobs: requested 0.5 -> effective 1" in proc.stderr
+    # the demo says plainly what does not exist yet
+    assert "not implemented yet" in proc.stderr
+
+
+def test_bool_flag_without_value_means_true(run_cli, tmp_path):
+    proc = run_cli("--demo", "--async", "--results-root", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "r" / "effective_config.json").read_text())["use_async"] is True
+
+
+def test_unknown_key_exits_2_naming_it(run_cli, tmp_path):
+    bad = '{"histology": {"voxel_um": 3}}'
+    proc = run_cli("--params", bad, "--results-root", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert "unknown key 'histology.voxel_um'" in proc.stderr
+    assert "allowed keys in 'histology': desired_voxel_size_um" in proc.stderr
+    assert not (tmp_path / "r").exists()  # nothing written on a config error
+
+
+def test_wrong_type_exits_2(run_cli):
+    proc = run_cli("--n-jobs", "lots")
+    assert proc.returncode == 2
+    assert "key 'n_jobs'" in proc.stderr and "got 'lots'" in proc.stderr
+    proc = run_cli("--params", '{"skip_ephys": "perhaps"}')
+    assert proc.returncode == 2 and "expected a boolean" in proc.stderr
+
+
+def test_params_file_relative_to_cwd(run_cli, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "mine.json").write_text('{"tracks": {"ng_voxel_origin": "corner"}}')
+    proc = run_cli("--demo", "--params", "mine.json", "--results-root", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
+    assert written["tracks"]["ng_voxel_origin"] == "corner"
+
+
+def test_bad_co_cpus_exits_2(run_cli):
+    proc = run_cli("--demo", env={"CO_CPUS": "many"})
+    assert proc.returncode == 2 and "CO_CPUS" in proc.stderr
+
+
+def test_usage_error_exits_2(run_cli):
+    proc = run_cli("--no-such-flag")
+    assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+
+
+def test_unimplemented_run_fails_with_exit_1(run_cli, tmp_path):
+    proc = run_cli("--results-root", str(tmp_path / "r"))
+    assert proc.returncode == 1
+    assert "not implemented yet" in proc.stderr
