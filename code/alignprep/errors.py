@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -27,7 +28,36 @@ class ConfigError(AlignprepError):
 
 
 class InputError(AlignprepError):
-    """Bad input data; the message names the file, row, layer or key."""
+    """Bad input data. The message names what was wrong and what was expected.
+
+    ``file``, ``row`` (1-based line number in the file), ``layer`` and ``key`` locate the problem;
+    they are prefixed to the message so every log line and report says where to look.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        row: int | None = None,
+        layer: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = None if file is None else str(file)
+        self.row = row
+        self.layer = layer
+        self.key = key
+        where = []
+        if self.file is not None:
+            where.append(self.file)
+        if row is not None:
+            where.append(f"line {row}")
+        if layer is not None:
+            where.append(f"layer {layer!r}")
+        if key is not None:
+            where.append(f"key {key!r}")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
 class ValidationFailedError(AlignprepError):
