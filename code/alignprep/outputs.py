@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 EFFECTIVE_CONFIG_NAME = "effective_config.json"
 
 
@@ -39,3 +41,62 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+# --- layout ----------------------------------------------------------------------------------
+
+TRACK_FRAMES = ("spim", "template", "ccf", "bregma_xyz")
+
+
+def mouse_dir(results_root: Path, mouse_id: str) -> Path:
+    """``<results>/<mouse_id>`` (the id as text, leading zeros kept)."""
+    return results_root / mouse_id
+
+
+def probe_dir(results_root: Path, mouse_id: str, recording_id: str, collection: str) -> Path:
+    """The probe folder both GUIs read: ``<mouse>/<recording_id>/<ephys_collection>``."""
+    return mouse_dir(results_root, mouse_id) / recording_id / collection
+
+
+def picks_paths(probe: Path, suffix: str) -> dict[str, Path]:
+    """``image_space``: Allen GUI picks (image RAS um); ``bregma``: IBL GUI picks (bregma um)."""
+    return {
+        "image_space": probe / f"xyz_picks{suffix}_image_space.json",
+        "bregma": probe / f"xyz_picks{suffix}.json",
+    }
+
+
+def track_paths(results_root: Path, mouse_id: str, track_id: str, suffix: str) -> dict[str, Path]:
+    """Per-stage copies of one track (outputs.md §4)."""
+    base = mouse_dir(results_root, mouse_id) / "track_data"
+    name = f"{track_id}{suffix}"
+    return {
+        "spim_fcsv": base / "spim" / f"{name}.fcsv",
+        "template_fcsv": base / "template" / f"{name}.fcsv",
+        "ccf_fcsv": base / "ccf" / f"{name}.fcsv",
+        "ccf_um": base / "ccf" / f"{name}_ccf_um.json",
+        "image_space": base / "bregma_xyz" / f"{name}_image_space.json",
+        "bregma": base / "bregma_xyz" / f"{name}_ccf.json",
+    }
+
+
+# --- formats ---------------------------------------------------------------------------------
+
+
+def json_bytes(obj: Any) -> bytes:
+    """Indented, key-sorted UTF-8 JSON: equal content gives equal bytes."""
+    return (json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def fcsv_bytes(points_lps_mm: Any, label: str) -> bytes:
+    """3D Slicer markups FCSV (v4.11 layout, LPS, mm), one row per point in order."""
+    lines = [
+        "# Markups fiducial file version = 4.11",
+        "# CoordinateSystem = LPS",
+        "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID",
+    ]
+    for k, (x, y, z) in enumerate(np.asarray(points_lps_mm, dtype=float).tolist()):
+        lines.append(
+            f"vtkMRMLMarkupsFiducialNode_{k},{x!r},{y!r},{z!r},0,0,0,1,1,1,0,{label}-{k + 1},,"
+        )
+    return ("\n".join(lines) + "\n").encode("utf-8")

@@ -1,0 +1,270 @@
+"""Probe tracks: Neuroglancer picks -> SPIM -> template -> CCF -> bregma, every frame written.
+
+Per manifest row: the picks in F2 (SPIM native), F5 (template), F6 (CCF) as Slicer FCSV, F7 (CCF
+um) JSON, and both GUI pick files (F4 image RAS um for the Allen GUI, F8 IBL bregma um for the IBL
+GUI), in ``track_data/`` and in the probe folder. One failing row never stops the others; its
+outputs are removed so nothing partial is left looking valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import outputs
+from ..config import PipelineConfig
+from ..errors import InputError
+from ..inputs import neuroglancer as ng
+from ..inputs.locate import single_top_level_file
+from ..inputs.manifest import Manifest, ManifestRow
+from ..inputs.omezarr import Multiscale
+from ..inputs.references import CcfLabels, check_ccf_template, template_to_ccf
+from ..inputs.smartspim import SmartSpimAsset, discover
+from ..logs import get_logger, progress
+from ..space import atlas
+from ..space.frames import ImageHeader, lps_mm_to_ras_um, native_header
+from ..space.pipeline_frame import REGISTRATION_LEVEL, FrameDecision, decide_frame, pipeline_frame
+from ..space.transforms import Chain, apply_to_points, individual_to_ccf, individual_to_template
+from .shanks import gui_shank_suffixes
+
+log = get_logger("stages.probes")
+
+MIN_TRACK_MM, MAX_TRACK_MM = 0.5, 12.0
+
+
+@dataclass(frozen=True)
+class TrackContext:
+    """Everything shared by the rows of one mouse."""
+
+    config: PipelineConfig
+    mouse_id: str
+    asset: SmartSpimAsset
+    multiscale: Multiscale
+    native0: ImageHeader  # F2, level 0
+    registration0: ImageHeader  # the frame the ANTs registration expects, level 0
+    decision: FrameDecision
+    to_template: Chain
+    to_ccf: Chain
+    labels: CcfLabels
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class TrackResult:
+    """Outcome of one manifest row."""
+
+    row: ManifestRow
+    status: str  # "ok" | "failed"
+    reason: str = ""
+    suffix: str = ""
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    points: dict[str, list[list[float]]] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``<recording>/<collection>/<track><suffix>`` for logs and reports."""
+        r = self.row
+        return f"{r.recording_id}/{r.ephys_collection}/{r.histology_track_id}{self.suffix}"
+
+
+def prepare_context(config: PipelineConfig, manifest: Manifest) -> TrackContext:
+    """Discover the asset, frames and transforms of the manifest's mouse."""
+    state_path = config.neuroglancer or single_top_level_file(
+        config.data_root, "*.json", "Neuroglancer state"
+    )
+    sources = ng.image_sources(ng.read_state(state_path), config.data_root, state_path)
+    override = manifest.registration_asset
+    asset = discover(sources.asset_path, config.input_path(override) if override else None)
+    ms = asset.multiscale()
+    lv0 = ms.levels[0]
+    native0 = native_header(asset.orientation, lv0.spacing_mm, lv0.size)
+    warnings = [*sources.warnings, *asset.processing.warnings]
+    if len(ms.levels) > REGISTRATION_LEVEL:
+        reg_level = ms.levels[REGISTRATION_LEVEL]
+        s_reg, size_reg = reg_level.spacing_mm, reg_level.size
+    else:
+        s_reg = lv0.spacing_mm * 2**REGISTRATION_LEVEL
+        size_reg = tuple(int(np.ceil(n / 2**REGISTRATION_LEVEL)) for n in lv0.size)
+        warnings.append(f"{ms.path}: no level {REGISTRATION_LEVEL}; its geometry is derived")
+    frame = pipeline_frame(
+        native_header(asset.orientation, s_reg, size_reg, lv0.spacing_mm),
+        lv0.size,
+        asset.processing.import_version,
+    )
+    warnings += frame.warnings
+    decision = decide_frame(asset.sidecar, native0, frame.header0, str(asset.sidecar_path))
+    registration0 = frame.header0 if decision.frame == "pipeline" else native0
+    t2c = template_to_ccf(config, manifest.template_to_ccf_asset)
+    check_ccf_template(config)
+    log.info(
+        "asset %s: orientation %s, import %s, frame %s (%s); template->CCF %s",
+        asset.path.name,
+        asset.orientation,
+        asset.processing.import_version,
+        decision.frame,
+        decision.reason,
+        t2c.directory,
+    )
+    return TrackContext(
+        config=config,
+        mouse_id=manifest.mouse_id,
+        asset=asset,
+        multiscale=ms,
+        native0=native0,
+        registration0=registration0,
+        decision=decision,
+        to_template=individual_to_template(asset.ls_to_template),
+        to_ccf=individual_to_ccf(asset.ls_to_template, t2c.registration),
+        labels=CcfLabels.load(config),
+        warnings=tuple(warnings),
+    )
+
+
+def compute_track(ctx: TrackContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The picks of one row in every frame, and the warnings they raise."""
+    cfg = ctx.config
+    path = ng.find_probe_file(cfg.data_root, row.probe_file)
+    points = ng.track_points(ng.read_state(path), row.histology_track_id, path)
+    spacing0_um = ctx.multiscale.levels[0].spacing_mm_zyx * 1e3
+    idx0 = ng.to_level0_index(points, spacing0_um, cfg.tracks.ng_voxel_origin)
+    where = {"file": path, "layer": row.histology_track_id}
+    outside = ~ctx.native0.contains_index(idx0)
+    if outside.any():
+        raise InputError(
+            f"picks {np.flatnonzero(outside).tolist()} (0-based) lie outside the "
+            f"image (level-0 size {ctx.native0.size})",
+            **where,
+        )
+    spim = ctx.native0.index_to_physical(idx0)
+    length_mm = float(np.linalg.norm(spim[-1] - spim[0]))
+    if not MIN_TRACK_MM <= length_mm <= MAX_TRACK_MM:
+        raise InputError(
+            f"track length {length_mm:.3f} mm (first to last pick) is outside "
+            f"[{MIN_TRACK_MM}, {MAX_TRACK_MM}] mm: check units and scale",
+            **where,
+        )
+    registration = ctx.registration0.index_to_physical(idx0)
+    ccf = apply_to_points(ctx.to_ccf, registration)
+    frames = {
+        "spim_lps_mm": spim,
+        "image_ras_um": lps_mm_to_ras_um(spim),
+        "template_lps_mm": apply_to_points(ctx.to_template, registration),
+        "ccf_lps_mm": ccf,
+        "ccf_um": atlas.ccf_lps_mm_to_ccf_um(ccf),
+        "bregma_um": atlas.ccf_lps_mm_to_bregma_um(ccf),
+    }
+    bregma = frames["bregma_um"]
+    bad = ~atlas.in_allen25_box(bregma)
+    if bad.any():
+        raise InputError(
+            f"picks {np.flatnonzero(bad).tolist()} fall outside the Allen-25 volume "
+            f"in bregma coordinates (the IBL GUI fails there)",
+            **where,
+        )
+    warnings = list(points.warnings)
+    if bregma[0, 2] < bregma[-1, 2]:
+        warnings.append("the first pick is deeper than the last; picks should go entry -> tip")
+    if np.mean(bregma[:, 2] > 0) > 0.5:
+        warnings.append("most picks lie above bregma level (z > 0)")
+    in_brain = float(np.mean(ctx.labels.ids_at(ccf) != 0))
+    if in_brain <= 0.5:
+        warnings.append(f"only {in_brain:.0%} of the picks fall in labelled brain")
+    return frames, [f"{path.name}:{row.histology_track_id}: {w}" for w in warnings]
+
+
+def write_track(
+    ctx: TrackContext, row: ManifestRow, suffix: str, frames: dict[str, np.ndarray]
+) -> list[Path]:
+    """Write every file of one track; the GUI pick files twice, byte-identical."""
+    root = ctx.config.results_root
+    tracks = outputs.track_paths(root, ctx.mouse_id, row.histology_track_id, suffix)
+    probe = outputs.probe_dir(root, ctx.mouse_id, row.recording_id, row.ephys_collection)
+    picks = outputs.picks_paths(probe, suffix)
+    label = f"{row.histology_track_id}{suffix}"
+    image_json = outputs.json_bytes({"xyz_picks": frames["image_ras_um"].tolist()})
+    bregma_json = outputs.json_bytes({"xyz_picks": frames["bregma_um"].tolist()})
+    content = {
+        tracks["spim_fcsv"]: outputs.fcsv_bytes(frames["spim_lps_mm"], label),
+        tracks["template_fcsv"]: outputs.fcsv_bytes(frames["template_lps_mm"], label),
+        tracks["ccf_fcsv"]: outputs.fcsv_bytes(frames["ccf_lps_mm"], label),
+        tracks["ccf_um"]: outputs.json_bytes({"ccf_mlapdv_um": frames["ccf_um"].tolist()}),
+        tracks["image_space"]: image_json,
+        tracks["bregma"]: bregma_json,
+        picks["image_space"]: image_json,
+        picks["bregma"]: bregma_json,
+    }
+    written = []
+    try:
+        for path, data in content.items():
+            written.append(outputs.write_bytes_atomic(path, data))
+    except BaseException:
+        remove_outputs(written)
+        raise
+    return written
+
+
+def row_outputs(config: PipelineConfig, mouse_id: str, row: ManifestRow, suffix: str) -> list[Path]:
+    """Every path :func:`write_track` writes for a row."""
+    probe = outputs.probe_dir(config.results_root, mouse_id, row.recording_id, row.ephys_collection)
+    tracks = outputs.track_paths(config.results_root, mouse_id, row.histology_track_id, suffix)
+    return [*tracks.values(), *outputs.picks_paths(probe, suffix).values()]
+
+
+def remove_outputs(paths: list[Path]) -> None:
+    """Remove files (missing ones are fine)."""
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+
+
+def run_probes(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]:
+    """Process every valid manifest row; failures are recorded, never raised."""
+    suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
+    results = [TrackResult(row, "ok", suffix=suffixes[row.line]) for row in manifest.rows]
+    for res in results:
+        if res.row.line in suffix_problems:
+            res.status, res.reason = "failed", suffix_problems[res.row.line]
+    _fail_colliding(config, manifest.mouse_id, results)
+    try:
+        ctx = prepare_context(config, manifest)
+    except (InputError, ValueError) as exc:
+        for res in results:
+            if res.status == "ok":
+                _fail(config, manifest.mouse_id, res, f"mouse-level input: {exc}")
+        return results
+    for res in progress([r for r in results if r.status == "ok"], "tracks"):
+        try:
+            frames, warnings = compute_track(ctx, res.row)
+            res.files = write_track(ctx, res.row, res.suffix, frames)
+            res.warnings = warnings
+            res.points = {k: v.tolist() for k, v in frames.items()}
+        except (InputError, ValueError, RuntimeError, OSError) as exc:
+            _fail(config, manifest.mouse_id, res, str(exc))
+    for res in results:
+        for w in res.warnings:
+            log.warning("%s: %s", res.name, w)
+        if res.status == "failed":
+            log.error("%s (manifest line %d) failed: %s", res.name, res.row.line, res.reason)
+    return results
+
+
+def _fail(config: PipelineConfig, mouse_id: str, res: TrackResult, reason: str) -> None:
+    res.status, res.reason, res.files = "failed", reason, []
+    remove_outputs(row_outputs(config, mouse_id, res.row, res.suffix))
+
+
+def _fail_colliding(config: PipelineConfig, mouse_id: str, results: list[TrackResult]) -> None:
+    """Two rows that would write the same file: both fail, naming each other."""
+    owner: dict[Path, list[TrackResult]] = {}
+    for res in results:
+        for path in row_outputs(config, mouse_id, res.row, res.suffix):
+            owner.setdefault(path, []).append(res)
+    for path, owners in owner.items():
+        if len(owners) > 1:
+            lines = ", ".join(str(r.row.line) for r in owners)
+            for res in owners:
+                if res.status == "ok":
+                    res.status = "failed"
+                    res.reason = f"manifest lines {lines} would all write {path}"

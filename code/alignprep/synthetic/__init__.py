@@ -1,0 +1,286 @@
+"""Seeded synthetic datasets in the exact input layout, with their ground truth written beside them.
+
+``build_dataset(root, spec)`` writes ``root/data`` (a data_root) and ``root/truth.json``. Truth is
+made forward: every track is placed in CCF first, then mapped through the exact forward chain
+(CCF -> template -> individual registration frame, numpy only) to level-0 voxel indices, from
+which the Neuroglancer annotations are written. The pipeline goes the other way with ANTs and the
+numerical inverse fields, so the comparison measures our frame handling plus the inverse error.
+
+Levels finer than ``spec.content_level`` hold no voxel data (zarr fill value 0, no chunk files):
+their metadata is exact, and nothing reads them, which keeps datasets small.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..inputs.smartspim import ATLAS_ALIGNMENT_NOTES, OMEZARR_DIR
+from ..space import atlas
+from ..space.frames import ImageHeader, direction_from_code, native_header
+from ..space.pipeline_frame import REGISTRATION_LEVEL, pipeline_frame
+from .geometry import SyntheticRegistration, box_header, invert_field, random_affine, smooth_field
+from .tracks import TrackSpec, default_tracks, write_annotations, write_manifest, write_ng_state
+from .volumes import brain_volumes, downsample2, write_ants_image, write_ccf_volumes, write_json
+from .volumes import write_ome_zarr as _write_ome_zarr
+
+REG_CHANNEL = "Ex_639_Em_667"
+OTHER_CHANNEL = "Ex_488_Em_525"
+LETTER_DIRECTION = {
+    "R": "Left_to_right",
+    "L": "Right_to_left",
+    "A": "Posterior_to_anterior",
+    "P": "Anterior_to_posterior",
+    "S": "Inferior_to_superior",
+    "I": "Superior_to_inferior",
+}
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to build. Defaults: a small, fast dataset with non-identity warps."""
+
+    seed: int = 0
+    mouse_id: str = "000123"
+    orientation: str = "RPI"
+    import_version: str = "0.0.25"
+    ccf_shape_apdvml: tuple[int, int, int] = (160, 120, 320)
+    brain_center_um: tuple[float, float, float] = (5739.0, 2000.0, 1500.0)  # ML, AP, DV
+    brain_semi_axes_um: tuple[float, float, float] = (1900.0, 1700.0, 1250.0)
+    spacing0_um_xyz: tuple[float, float, float] = (1.8, 1.8, 2.0)
+    n_levels: int = 5
+    content_level: int | None = 4  # None: no voxel data at all (geometry-only tests)
+    warp_amplitude_mm: float = 0.08  # 0: affine-only chain
+    warp_width_mm: float = 0.8
+    field_spacing_mm: float = 0.1
+    fov_margin_mm: float = 0.6
+    ng_voxel_origin: str = "center"
+    tracks: tuple[TrackSpec, ...] = field(default_factory=default_tracks)
+
+    def affine_only(self) -> SyntheticSpec:
+        """The same dataset with zero displacement fields."""
+        return replace(self, warp_amplitude_mm=0.0)
+
+
+@dataclass(frozen=True)
+class SyntheticDataset:
+    """Paths of a built dataset and its truth."""
+
+    root: Path
+    data_root: Path
+    asset: Path
+    manifest: Path
+    neuroglancer: Path
+    truth_path: Path
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        """The ground truth (``truth.json``)."""
+        return json.loads(self.truth_path.read_text())
+
+
+def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDataset:
+    """Build the dataset of ``spec`` under ``root`` (``root/data`` + ``root/truth.json``)."""
+    spec = spec or SyntheticSpec()
+    rng = np.random.default_rng(spec.seed)
+    data = Path(root) / "data"
+    asset_name = f"SmartSPIM_{spec.mouse_id}_2025-01-10_12-00-00_stitched_2025-01-11_09-00-00"
+    asset = data / asset_name
+    mid_ml = float(atlas.BREGMA_MLAPDV_UM[0])
+
+    # --- CCF-like brain (F6) ----------------------------------------------------------------
+    ccf_hdr = atlas.ccf_header(spec.ccf_shape_apdvml)
+    center_um, semi_um = np.array(spec.brain_center_um), np.array(spec.brain_semi_axes_um)
+    template_ccf, labels = brain_volumes(spec.ccf_shape_apdvml, center_um, semi_um, mid_ml, rng)
+    refs = {
+        "ccf_template": data / "allen_mouse_ccf/average_template/average_template_25.nii.gz",
+        "ccf_labels_compact": data
+        / "allen_mouse_ccf_annotations_lateralized_compact"
+        / "ccf_2017_annotation_25_lateralized_compact.nrrd",
+        "ccf_labels_unique_values": data
+        / "allen_mouse_ccf_annotations_lateralized_compact"
+        / "ccf_2017_annotation_25_lateralized_unique_vals.npz",
+        "lca_template": data / "smartspim_lca_template/smartspim_lca_template_25.nii.gz",
+    }
+    write_ccf_volumes(
+        template_ccf,
+        labels,
+        ccf_hdr,
+        refs["ccf_template"],
+        refs["ccf_labels_compact"],
+        refs["ccf_labels_unique_values"],
+    )
+    corners_um = center_um + semi_um * np.array(np.meshgrid(*[[-1, 1]] * 3)).reshape(3, -1).T
+    brain_ccf = atlas.ccf_um_to_ccf_lps_mm(corners_um)
+    lo_c, hi_c = brain_ccf.min(0), brain_ccf.max(0)
+    center_c = (lo_c + hi_c) / 2
+
+    # --- template (F5) and the template -> CCF registration (fixed CCF, moving template) -------
+    t2c_aff = random_affine(rng, center_c, center_c + np.array([1.0, -2.0, 3.0]), 6.0, (0.95, 1.05))
+    brain_t = t2c_aff(brain_ccf)
+    m = spec.fov_margin_mm
+    t2c_field_hdr = box_header(lo_c - m, hi_c + m, spec.field_spacing_mm, ccf_hdr.direction)
+    t2c = _registration(rng, t2c_aff, t2c_field_hdr, spec)
+    tpl_hdr = box_header(brain_t.min(0) - m, brain_t.max(0) + m, 0.025, direction_from_code("RAS"))
+
+    # --- individual brain (F3 registration frame) and LS -> template (fixed template) ----------
+    reg_code = spec.orientation.upper()
+    s0 = np.array(spec.spacing0_um_xyz) * 1e-3
+    extent = (brain_t.max(0) - brain_t.min(0)) * 1.25 + 2 * m  # rotation / scaling headroom
+    world = np.argmax(np.abs(direction_from_code(reg_code)), axis=0)
+    step = 2 ** (spec.n_levels - 1)
+    size0 = tuple(int(np.ceil(extent[w] / s0[a] / step) * step) for a, w in enumerate(world))
+    s_reg = s0 * 2**REGISTRATION_LEVEL
+    size_reg = tuple(n // 2**REGISTRATION_LEVEL for n in size0)
+    frame = pipeline_frame(native_header(reg_code, s_reg, size_reg, s0), size0, spec.import_version)
+    center_ls = frame.header0.index_to_physical((np.asarray(size0) - 1) / 2)[0]
+    ls_aff = random_affine(
+        rng, (brain_t.min(0) + brain_t.max(0)) / 2, center_ls, 10.0, (0.92, 1.08)
+    )
+    ls_field_hdr = box_header(
+        brain_t.min(0) - m, brain_t.max(0) + m, spec.field_spacing_mm, tpl_hdr.direction
+    )
+    ls = _registration(rng, ls_aff, ls_field_hdr, spec)
+    reg_dir = asset / "image_atlas_alignment" / REG_CHANNEL
+    ls_files = ls.write(reg_dir / "ls_to_template_SyN_")
+    t2c_files = t2c.write(data / "spim_template_to_ccf" / "syn_")
+
+    # --- images: LCA template and the SmartSPIM pyramid ----------------------------------------
+    if spec.content_level is not None:
+        _write_lca_template(tpl_hdr, refs, t2c_files)
+    _write_smartspim(asset, spec, frame, size0, ls_files, t2c_files, refs["ccf_template"])
+
+    # --- tracks, Neuroglancer, manifest, truth -----------------------------------------------
+    native0 = native_header(reg_code, s0, size0)
+    truth_tracks = {}
+    for track in spec.tracks:
+        ccf_um = track.points_ccf_um(center_um, semi_um, rng)
+        ccf_mm = atlas.ccf_um_to_ccf_lps_mm(ccf_um)
+        tpl_mm = t2c.fixed_to_moving(ccf_mm)
+        ls_mm = ls.fixed_to_moving(tpl_mm)
+        idx0 = frame.header0.physical_to_index(ls_mm)
+        spim_mm = native0.index_to_physical(idx0)
+        truth_tracks[track.track_id] = {
+            **track.manifest_fields(),
+            "ccf_um": ccf_um.tolist(),
+            "ccf_lps_mm": ccf_mm.tolist(),
+            "bregma_um": atlas.ccf_um_to_bregma_um(ccf_um).tolist(),
+            "template_lps_mm": tpl_mm.tolist(),
+            "registration_frame_lps_mm": ls_mm.tolist(),
+            "level0_index_xyz": idx0.tolist(),
+            "spim_lps_mm": spim_mm.tolist(),
+            "image_ras_um": (spim_mm * [-1000, -1000, 1000]).tolist(),
+        }
+    ng_files = write_annotations(data, spec, truth_tracks)
+    state = write_ng_state(
+        data / "neuroglancer.json", asset_name, [REG_CHANNEL, OTHER_CHANNEL], spec
+    )
+    manifest = write_manifest(data / "manifest.csv", spec, ng_files)
+    truth = {
+        "spec": {k: v for k, v in asdict(spec).items() if k != "tracks"},
+        "asset": asset_name,
+        "registration_channel": REG_CHANNEL,
+        "channels": [OTHER_CHANNEL, REG_CHANNEL],
+        "level0_size_xyz": list(size0),
+        "pipeline_header0": frame.header0.to_json(),
+        "native_header0": native0.to_json(),
+        "pipeline_steps": list(frame.steps),
+        "tracks": truth_tracks,
+    }
+    truth_path = write_json(Path(root) / "truth.json", truth)
+    return SyntheticDataset(Path(root), data, asset, manifest, state, truth_path)
+
+
+def _registration(
+    rng: np.random.Generator, affine, field_hdr: ImageHeader, spec: SyntheticSpec
+) -> SyntheticRegistration:
+    warp = smooth_field(
+        rng, field_hdr, spec.warp_amplitude_mm, spec.warp_width_mm, taper_mm=spec.fov_margin_mm
+    )
+    return SyntheticRegistration(affine, warp, invert_field(warp))
+
+
+def _write_lca_template(tpl_hdr: ImageHeader, refs: dict[str, Path], t2c_files) -> None:
+    import ants
+
+    fixed = ants.from_numpy(np.zeros(tpl_hdr.size, np.float32), **tpl_hdr.ants_kwargs())
+    moving = ants.image_read(str(refs["ccf_template"]))
+    out = ants.apply_transforms(
+        fixed,
+        moving,
+        [str(t2c_files[0]), str(t2c_files[2])],
+        whichtoinvert=[True, False],
+        interpolator="linear",
+    )
+    write_ants_image(out.numpy(), tpl_hdr, refs["lca_template"], "unsigned int")
+
+
+def _write_smartspim(
+    asset: Path, spec: SyntheticSpec, frame, size0, ls_files, t2c_files, ccf_template: Path
+) -> None:
+    """OME-Zarr channels, metadata.nd.json and processing.json of the stitched asset."""
+    s0_zyx = np.array(spec.spacing0_um_xyz)[::-1]
+    shapes = [tuple(int(np.ceil(n / 2**k)) for n in size0[::-1]) for k in range(spec.n_levels)]
+    content: dict[str, list[np.ndarray | None]] = {
+        REG_CHANNEL: [None] * spec.n_levels,
+        OTHER_CHANNEL: [None] * spec.n_levels,
+    }
+    if spec.content_level is not None:
+        import ants
+
+        lv = spec.content_level
+        hdr = frame.header_at(lv, shapes[lv][::-1])
+        fixed = ants.from_numpy(np.zeros(hdr.size, np.float32), **hdr.ants_kwargs())
+        chain = [str(ls_files[0]), str(ls_files[2]), str(t2c_files[0]), str(t2c_files[2])]
+        img = ants.apply_transforms(
+            fixed,
+            ants.image_read(str(ccf_template)),
+            chain,
+            whichtoinvert=[True, False, True, False],
+        ).numpy()
+        reg = np.transpose(img, (2, 1, 0))  # ITK (i, j, k) -> zarr (z, y, x)
+        other = np.where(reg > 0, 5000.0 - reg, 0.0)
+        for name, vol in ((REG_CHANNEL, reg), (OTHER_CHANNEL, other)):
+            levels = content[name]
+            levels[lv] = np.clip(vol, 0, 65535).astype(np.uint16)
+            for k in range(lv + 1, spec.n_levels):
+                levels[k] = np.clip(downsample2(levels[k - 1]), 0, 65535).astype(np.uint16)
+    zdir = asset / OMEZARR_DIR
+    for name, levels in content.items():
+        _write_ome_zarr(zdir / f"{name}.zarr", levels, shapes, s0_zyx)
+    code = spec.orientation.upper()
+    write_json(
+        asset / "metadata.nd.json",
+        {
+            "acquisition": {
+                "axes": [
+                    {"name": axis.upper(), "dimension": dim, "direction": LETTER_DIRECTION[letter]}
+                    for axis, dim, letter in (
+                        ("x", 2, code[0]),
+                        ("y", 1, code[1]),
+                        ("z", 0, code[2]),
+                    )
+                ]
+            }
+        },
+    )
+    write_json(
+        asset / "processing.json",
+        {
+            "processing_pipeline": {
+                "pipeline_version": "3.0.0",
+                "data_processes": [
+                    {"name": "Image importing", "code_version": spec.import_version},
+                    {
+                        "name": "Image atlas alignment",
+                        "notes": ATLAS_ALIGNMENT_NOTES,
+                        "input_location": f"/data/{asset.name}/{OMEZARR_DIR}/{REG_CHANNEL}.zarr",
+                    },
+                ],
+            }
+        },
+    )

@@ -1,0 +1,170 @@
+"""Synthetic probe tracks: CCF placement, Neuroglancer annotation files, main state, manifest."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ANNOTATION_DIR = "probe_annotations"
+SESSION = "2025-01-15_10-00-00"
+SORTED_AT = "2025-01-16_08-00-00"
+
+
+@dataclass(frozen=True)
+class TrackSpec:
+    """One traced track: where it enters the brain (CCF um), where it goes, how it is named."""
+
+    track_id: str
+    probe_file: str
+    ephys_collection: str
+    histology_shank: int | None
+    ephys_shank: int | None
+    entry_ml_ap_um: tuple[float, float]
+    direction_mlapdv: tuple[float, float, float]  # entry -> tip, any length
+    length_um: float
+    n_points: int = 10
+    jitter_um: float = 8.0
+
+    def points_ccf_um(
+        self, center_um: np.ndarray, semi_um: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(n, 3) picks in CCF um (ML, AP, DV): entry 30 um above the brain surface first."""
+        ml, ap = self.entry_ml_ap_um
+        q = 1 - ((ml - center_um[0]) / semi_um[0]) ** 2 - ((ap - center_um[1]) / semi_um[1]) ** 2
+        if q <= 0:
+            raise ValueError(f"track {self.track_id}: entry (ML {ml}, AP {ap}) misses the brain")
+        surface_dv = center_um[2] - semi_um[2] * np.sqrt(q)
+        entry = np.array([ml, ap, surface_dv - 30.0])
+        d = np.asarray(self.direction_mlapdv, float)
+        d /= np.linalg.norm(d)
+        along = np.linspace(0, self.length_um, self.n_points)[:, None]
+        return entry + along * d + rng.normal(0, self.jitter_um, (self.n_points, 3))
+
+    def manifest_fields(self) -> dict[str, Any]:
+        """The manifest cells this track contributes (besides mouse and recording)."""
+        return {
+            "probe_file": self.probe_file,
+            "histology_track_id": self.track_id,
+            "ephys_collection": self.ephys_collection,
+            "histology_shank": self.histology_shank,
+            "ephys_shank": self.ephys_shank,
+        }
+
+
+def default_tracks() -> tuple[TrackSpec, ...]:
+    """An NP1.0 single-shank probe (left) and a 4-shank NP2.0 probe (right, 250 um pitch)."""
+    single = TrackSpec(
+        "ProbeA_track",
+        "ProbeA_annotations",
+        "ProbeA",
+        None,
+        None,
+        (4800.0, 1700.0),
+        (250.0, 200.0, 2000.0),
+        2200.0,
+        n_points=12,
+    )
+    shanks = tuple(
+        TrackSpec(
+            f"ProbeB_{'abcd'[k]}",
+            "ProbeB_annotations",
+            "ProbeB",
+            k,
+            k,
+            (6100.0 + 250.0 * k, 2300.0),
+            (0.0, -150.0, 2000.0),
+            1800.0,
+        )
+        for k in range(4)
+    )
+    return (single, *shanks)
+
+
+def sorted_recording(mouse_id: str) -> str:
+    """The sorted-asset folder name of the synthetic session."""
+    return f"ecephys_{mouse_id}_{SESSION}_sorted_{SORTED_AT}"
+
+
+def _dimensions(spec: Any) -> dict[str, list[Any]]:
+    sx, sy, sz = (v * 1e-6 for v in spec.spacing0_um_xyz)
+    return {"x": [sx, "m"], "y": [sy, "m"], "z": [sz, "m"], "t": [0.001, "s"]}
+
+
+def write_annotations(data: Path, spec: Any, truth_tracks: dict[str, dict]) -> dict[str, Path]:
+    """One Neuroglancer state per ``probe_file`` (one annotation layer per track)."""
+    import json
+
+    offset = 0.5 if spec.ng_voxel_origin == "corner" else 0.0
+    layers: dict[str, list[dict[str, Any]]] = {}
+    for track_id, t in truth_tracks.items():
+        idx = np.asarray(t["level0_index_xyz"]) + offset
+        layers.setdefault(t["probe_file"], []).append(
+            {
+                "type": "annotation",
+                "name": track_id,
+                "source": {
+                    "url": "local://annotations",
+                    "transform": {"outputDimensions": _dimensions(spec)},
+                },
+                "annotations": [
+                    {"type": "point", "id": f"{track_id}-{k}", "point": [*p.tolist(), 0.0]}
+                    for k, p in enumerate(idx)
+                ],
+            }
+        )
+    out = {}
+    for probe_file, lyrs in layers.items():
+        path = data / ANNOTATION_DIR / f"{probe_file}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"dimensions": _dimensions(spec), "layers": lyrs}, indent=1))
+        out[probe_file] = path
+    return out
+
+
+def write_ng_state(path: Path, asset_name: str, channels: list[str], spec: Any) -> Path:
+    """The main state: one image layer per channel, sources as an AIND S3 URL."""
+    import json
+
+    base = f"zarr://s3://aind-open-data/{asset_name}/image_tile_fusing/OMEZarr"
+    state = {
+        "dimensions": _dimensions(spec),
+        "layers": [{"type": "image", "name": ch, "source": f"{base}/{ch}.zarr"} for ch in channels],
+    }
+    path.write_text(json.dumps(state, indent=1))
+    return path
+
+
+def write_manifest(path: Path, spec: Any, probe_files: dict[str, Path]) -> Path:
+    """One row per (track x shank)."""
+    buf = io.StringIO()
+    cols = [
+        "mouseid",
+        "sorted_recording",
+        "probe_file",
+        "histology_track_id",
+        "ephys_collection",
+        "annotation_format",
+        "histology_shank",
+        "ephys_shank",
+    ]
+    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer.writeheader()
+    for track in spec.tracks:
+        row = {k: ("" if v is None else v) for k, v in track.manifest_fields().items()}
+        if track.probe_file not in probe_files:
+            raise ValueError(f"no annotation file for {track.probe_file}")
+        writer.writerow(
+            {
+                "mouseid": spec.mouse_id,
+                "sorted_recording": sorted_recording(spec.mouse_id),
+                "annotation_format": "json",
+                **row,
+            }
+        )
+    path.write_text(buf.getvalue())
+    return path
