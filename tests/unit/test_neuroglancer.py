@@ -273,7 +273,7 @@ def test_level0_mismatch_names_axis_and_both_values():
     with pytest.raises(InputError) as info:
         to_level0_index(tp, [1.8, 1.8, 1.8], "center")
     msg = str(info.value)
-    assert "z: Neuroglancer scale 2.0 um" in msg and "level-0 spacing 1.8 um" in msg
+    assert "z: Neuroglancer scale 2 um" in msg and "level-0 spacing 1.8 um" in msg
     assert "y:" not in msg and "x:" not in msg
     assert info.value.file == str(FILE) and info.value.layer == "T"
 

@@ -364,7 +364,8 @@ def to_level0_index(
         raise ValueError(f"voxel_origin must be 'center' or 'corner', got {voxel_origin!r}")
     ratio = points.scale_um_zyx / spacing
     bad = [
-        f"{axis}: Neuroglancer scale {float(s)} um vs OME-Zarr level-0 spacing {float(sp)} um"
+        f"{axis}: Neuroglancer scale {float(s):.6g} um vs OME-Zarr level-0 spacing "
+        f"{float(sp):.6g} um"
         for axis, s, sp, r in zip(SPATIAL_ZYX, points.scale_um_zyx, spacing, ratio, strict=True)
         if abs(r - 1.0) > rel_tol
     ]

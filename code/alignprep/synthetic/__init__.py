@@ -21,8 +21,8 @@ import numpy as np
 
 from ..inputs.smartspim import ATLAS_ALIGNMENT_NOTES, OMEZARR_DIR
 from ..space import atlas
-from ..space.frames import ImageHeader, direction_from_code, native_header
-from ..space.pipeline_frame import REGISTRATION_LEVEL, pipeline_frame
+from ..space.frames import ImageHeader, direction_from_code, level_origin, native_header
+from ..space.pipeline_frame import REGISTRATION_LEVEL, bbox_lps, pipeline_frame
 from .geometry import SyntheticRegistration, box_header, invert_field, random_affine, smooth_field
 from .tracks import TrackSpec, default_tracks, write_annotations, write_manifest, write_ng_state
 from .volumes import brain_volumes, downsample2, write_ants_image, write_ccf_volumes, write_json
@@ -59,6 +59,7 @@ class SyntheticSpec:
     field_spacing_mm: float = 0.1
     fov_margin_mm: float = 0.6
     ng_voxel_origin: str = "center"
+    registration_frame: str = "pipeline"  # "native": registered in F2, with a transform sidecar
     tracks: tuple[TrackSpec, ...] = field(default_factory=default_tracks)
 
     def affine_only(self) -> SyntheticSpec:
@@ -137,7 +138,11 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
     s_reg = s0 * 2**REGISTRATION_LEVEL
     size_reg = tuple(n // 2**REGISTRATION_LEVEL for n in size0)
     frame = pipeline_frame(native_header(reg_code, s_reg, size_reg, s0), size0, spec.import_version)
-    center_ls = frame.header0.index_to_physical((np.asarray(size0) - 1) / 2)[0]
+    native0 = native_header(reg_code, s0, size0)
+    if spec.registration_frame not in ("pipeline", "native"):
+        raise ValueError(f"registration_frame {spec.registration_frame!r}")
+    reg0 = frame.header0 if spec.registration_frame == "pipeline" else native0
+    center_ls = reg0.index_to_physical((np.asarray(size0) - 1) / 2)[0]
     ls_aff = random_affine(
         rng, (brain_t.min(0) + brain_t.max(0)) / 2, center_ls, 10.0, (0.92, 1.08)
     )
@@ -147,22 +152,23 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
     ls = _registration(rng, ls_aff, ls_field_hdr, spec)
     reg_dir = asset / "image_atlas_alignment" / REG_CHANNEL
     ls_files = ls.write(reg_dir / "ls_to_template_SyN_")
+    if spec.registration_frame == "native":
+        _write_sidecar(reg_dir / "ls_to_template_transform_information.json", native0, tpl_hdr)
     t2c_files = t2c.write(data / "spim_template_to_ccf" / "syn_")
 
     # --- images: LCA template and the SmartSPIM pyramid ----------------------------------------
     if spec.content_level is not None:
         _write_lca_template(tpl_hdr, refs, t2c_files)
-    _write_smartspim(asset, spec, frame, size0, ls_files, t2c_files, refs["ccf_template"])
+    _write_smartspim(asset, spec, reg0, size0, ls_files, t2c_files, refs["ccf_template"])
 
     # --- tracks, Neuroglancer, manifest, truth -----------------------------------------------
-    native0 = native_header(reg_code, s0, size0)
     truth_tracks = {}
     for track in spec.tracks:
         ccf_um = track.points_ccf_um(center_um, semi_um, rng)
         ccf_mm = atlas.ccf_um_to_ccf_lps_mm(ccf_um)
         tpl_mm = t2c.fixed_to_moving(ccf_mm)
         ls_mm = ls.fixed_to_moving(tpl_mm)
-        idx0 = frame.header0.physical_to_index(ls_mm)
+        idx0 = reg0.physical_to_index(ls_mm)
         spim_mm = native0.index_to_physical(idx0)
         truth_tracks[track.track_id] = {
             **track.manifest_fields(),
@@ -189,6 +195,7 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
         "pipeline_header0": frame.header0.to_json(),
         "native_header0": native0.to_json(),
         "pipeline_steps": list(frame.steps),
+        "registration_frame": spec.registration_frame,
         "tracks": truth_tracks,
     }
     truth_path = write_json(Path(root) / "truth.json", truth)
@@ -219,8 +226,29 @@ def _write_lca_template(tpl_hdr: ImageHeader, refs: dict[str, Path], t2c_files) 
     write_ants_image(out.numpy(), tpl_hdr, refs["lca_template"], "unsigned int")
 
 
+def _write_sidecar(path: Path, moving0: ImageHeader, fixed: ImageHeader) -> None:
+    """A transform sidecar (inputs.md §7) describing a registration computed in ``moving0``."""
+
+    def domain(h: ImageHeader) -> dict[str, Any]:
+        box = bbox_lps(h)
+        return {
+            "definition": "voxel-center",
+            "spacing_LPS": np.abs(h.direction @ h.spacing).tolist(),
+            "bbox": {axis: box[k].tolist() for k, axis in enumerate("LPS")},
+        }
+
+    obj = {"schema": "1.0", "frame": "LPS", "units": "mm"}
+    write_json(path, {**obj, "fixed_domain": domain(fixed), "moving_domain": domain(moving0)})
+
+
 def _write_smartspim(
-    asset: Path, spec: SyntheticSpec, frame, size0, ls_files, t2c_files, ccf_template: Path
+    asset: Path,
+    spec: SyntheticSpec,
+    reg0: ImageHeader,
+    size0,
+    ls_files,
+    t2c_files,
+    ccf_template: Path,
 ) -> None:
     """OME-Zarr channels, metadata.nd.json and processing.json of the stitched asset."""
     s0_zyx = np.array(spec.spacing0_um_xyz)[::-1]
@@ -233,7 +261,9 @@ def _write_smartspim(
         import ants
 
         lv = spec.content_level
-        hdr = frame.header_at(lv, shapes[lv][::-1])
+        s_lv = reg0.spacing * 2**lv
+        origin = level_origin(reg0.origin, reg0.direction, reg0.spacing, s_lv)
+        hdr = ImageHeader(origin, s_lv, reg0.direction, shapes[lv][::-1])
         fixed = ants.from_numpy(np.zeros(hdr.size, np.float32), **hdr.ants_kwargs())
         chain = [str(ls_files[0]), str(ls_files[2]), str(t2c_files[0]), str(t2c_files[2])]
         img = ants.apply_transforms(

@@ -125,14 +125,20 @@ def smooth_field(
     return Field(header, vectors)
 
 
-def invert_field(field: Field, iterations: int = 60) -> Field:
+def invert_field(field: Field, max_iterations: int = 100, tol_mm: float = 1e-12) -> Field:
     """Numerical inverse: ``v(y) = -u(y + v(y))`` on the same grid (fixed-point iteration)."""
+    if not np.any(field.vectors):
+        return Field(field.header, np.zeros_like(field.vectors))
     n = np.asarray(field.header.size)
     grid = np.stack(np.meshgrid(*[np.arange(k) for k in n], indexing="ij"), axis=-1)
     y = field.header.index_to_physical(grid.reshape(-1, 3))
     v = -field(y)
-    for _ in range(iterations):
-        v = -field(y + v)
+    for _ in range(max_iterations):
+        v_next = -field(y + v)
+        converged = np.max(np.abs(v_next - v)) < tol_mm
+        v = v_next
+        if converged:
+            break
     return Field(field.header, v.reshape(*n, 3))
 
 
