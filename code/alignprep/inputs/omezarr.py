@@ -65,7 +65,9 @@ class Multiscale:
 
     def choose_level(self, desired_voxel_size_um: float) -> Level:
         """Coarsest level whose finest spatial spacing is <= the desired size, else level 0."""
-        ok = [lv for lv in self.levels if lv.spacing_mm_zyx.min() * 1e3 <= desired_voxel_size_um]
+        # relative tolerance: um -> mm -> um is not exact (28.8 -> 28.800000000000004)
+        limit_um = desired_voxel_size_um * (1 + 1e-9)
+        ok = [lv for lv in self.levels if lv.spacing_mm_zyx.min() * 1e3 <= limit_um]
         return ok[-1] if ok else self.levels[0]
 
     def read_level(self, level: Level) -> Any:
@@ -136,9 +138,13 @@ def read_multiscale(path: Path) -> Multiscale:
     levels = []
     dtype = None
     for k, ds in enumerate(datasets):
+        if not isinstance(ds, dict) or "path" not in ds:
+            raise InputError(f"multiscales[0].datasets[{k}] has no 'path'", file=path)
         scale = _scale_of(ds, len(names), path, k)
         zarray = _read_json(path / ds["path"] / ".zarray", path)
-        shape = zarray["shape"]
+        shape = zarray.get("shape")
+        if not isinstance(shape, list):
+            raise InputError(f"level {k}: .zarray has no 'shape' list", file=path)
         if len(shape) != len(names):
             raise InputError(
                 f"level {k}: array has {len(shape)} dims, axes {len(names)}", file=path

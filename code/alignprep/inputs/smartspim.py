@@ -43,7 +43,8 @@ def orientation_code(metadata_path: Path) -> str:
     reversed to ITK (x, y, z).
     """
     meta = read_json(metadata_path)
-    axes = (meta.get("acquisition") or {}).get("axes")
+    acquisition = meta.get("acquisition")
+    axes = acquisition.get("axes") if isinstance(acquisition, dict) else None
     if not isinstance(axes, list) or len(axes) != 3:
         raise InputError("acquisition.axes: expected 3 axes (X, Y, Z)", file=metadata_path)
     letters: dict[str, str] = {}
@@ -100,7 +101,7 @@ def read_processing(path: Path) -> Processing:
         )
     if major > 5:
         warnings.append(f"pipeline_version {raw_version} is newer than the verified 3-5")
-    processes = proc.get("data_processes") or []
+    processes = [p for p in proc.get("data_processes") or [] if isinstance(p, dict)]
     importing = [p for p in processes if p.get("name") == "Image importing"]
     if not importing or not importing[0].get("code_version"):
         raise InputError(

@@ -47,7 +47,9 @@ def code_from_direction(direction: np.ndarray, atol: float = 1e-6) -> str:
     """ITK orientation code of an axis-aligned direction matrix (oblique -> ValueError)."""
     d = np.asarray(direction, dtype=float)
     signs = np.round(d)
-    if not np.allclose(d, signs, atol=atol) or sorted(np.abs(signs).sum(axis=0)) != [1, 1, 1]:
+    a = np.abs(signs)
+    permutation = np.all(a.sum(axis=0) == 1) and np.all(a.sum(axis=1) == 1)
+    if not np.allclose(d, signs, atol=atol) or not permutation:
         raise ValueError(f"direction is not axis-aligned (oblique): {d.tolist()}")
     affine = np.eye(4)
     affine[:3, :3] = signs
