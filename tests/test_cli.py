@@ -24,10 +24,10 @@ def test_help_from_any_directory_lists_every_flag_with_its_default(run_cli):
             assert opt in text
 
 
-def test_demo_writes_effective_config_with_merged_values(run_cli, tmp_path):
+def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path):
+    """Written even when the run then fails (here: no manifest in the data root)."""
     results = tmp_path / "res"
     proc = run_cli(
-        "--demo",
         "--results-root",
         str(results),
         "--scratch-root",
@@ -42,12 +42,12 @@ def test_demo_writes_effective_config_with_merged_values(run_cli, tmp_path):
         "yes",
         env={"CO_CPUS": "1"},
     )
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     written = json.loads((results / "effective_config.json").read_text())
     assert written["histology"]["output_voxel_size_um"] == 10
     default_voxel_um = load_defaults()["histology"]["desired_voxel_size_um"]
     assert written["histology"]["desired_voxel_size_um"] == default_voxel_um
-    assert written["skip_ephys"] is True and written["demo"] is True
+    assert written["skip_ephys"] is True and written["demo"] is False
     assert written["n_jobs"] == 0.5 and written["effective"]["n_jobs"] == 1
     # relative data root resolved against the working directory, inputs against the data root
     assert written["data_root"] == str(tmp_path / "elsewhere" / "rel_data")
@@ -56,13 +56,13 @@ def test_demo_writes_effective_config_with_merged_values(run_cli, tmp_path):
     assert '"output_voxel_size_um": 10' in proc.stderr
     assert re.search(r"step write effective config: done in \d+\.\d\d s", proc.stderr)
     assert "n_jobs: requested 0.5 -> effective 1" in proc.stderr
-    # the demo says plainly what does not exist yet
-    assert "not implemented yet" in proc.stderr
+    # the failure names what is missing
+    assert "expected exactly one manifest (*.csv)" in proc.stderr
 
 
 def test_bool_flag_without_value_means_true(run_cli, tmp_path):
-    proc = run_cli("--demo", "--async", "--results-root", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("--async", "--data-root", str(tmp_path), "--results-root", str(tmp_path / "r"))
+    assert proc.returncode == 1, proc.stderr  # empty data root; the config is written first
     assert json.loads((tmp_path / "r" / "effective_config.json").read_text())["use_async"] is True
 
 
@@ -86,14 +86,16 @@ def test_wrong_type_exits_2(run_cli):
 def test_params_file_relative_to_cwd(run_cli, tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "mine.json").write_text('{"tracks": {"ng_voxel_origin": "corner"}}')
-    proc = run_cli("--demo", "--params", "mine.json", "--results-root", str(tmp_path / "r"))
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli(
+        "--params", "mine.json", "--data-root", str(tmp_path), "--results-root", str(tmp_path / "r")
+    )
+    assert proc.returncode == 1, proc.stderr  # empty data root; the config is written first
     written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
     assert written["tracks"]["ng_voxel_origin"] == "corner"
 
 
 def test_bad_co_cpus_exits_2(run_cli):
-    proc = run_cli("--demo", env={"CO_CPUS": "many"})
+    proc = run_cli(env={"CO_CPUS": "many"})
     assert proc.returncode == 2 and "CO_CPUS" in proc.stderr
 
 
@@ -102,7 +104,14 @@ def test_usage_error_exits_2(run_cli):
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
 
 
-def test_unimplemented_run_fails_with_exit_1(run_cli, tmp_path):
-    proc = run_cli("--results-root", str(tmp_path / "r"))
-    assert proc.returncode == 1
-    assert "not implemented yet" in proc.stderr
+def test_demo_runs_the_probe_stage_on_synthetic_data(run_cli, tmp_path):
+    proc = run_cli(
+        "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")
+    )
+    assert proc.returncode == 0, proc.stderr
+    written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
+    assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
+    picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
+    assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
+    assert "5 ok, 0 failed" in proc.stderr
+    assert "not implemented yet" in proc.stderr  # says plainly what it did not do

@@ -48,6 +48,11 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
 TRACK_FRAMES = ("spim", "template", "ccf", "bregma_xyz")
 
 
+def manifest_copy_path(results_root: Path) -> Path:
+    """``<results>/manifest.csv``: the manifest rows actually used."""
+    return results_root / "manifest.csv"
+
+
 def mouse_dir(results_root: Path, mouse_id: str) -> Path:
     """``<results>/<mouse_id>`` (the id as text, leading zeros kept)."""
     return results_root / mouse_id

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from . import outputs
-from .config import PipelineConfig, available_cpus
+from .config import ParamLayer, PipelineConfig, available_cpus, build_config
 from .errors import ExitCode
 from .logs import get_logger, step
 
 log = get_logger("pipeline")
 
 Status = Literal["ok", "failed", "skipped"]
+NOT_YET = "the histology and ephys stages are not implemented yet in this release"
 
 
 @dataclass(frozen=True)
@@ -60,9 +61,30 @@ def log_parameters(config: PipelineConfig) -> None:
     )
 
 
+def demo_config(config: PipelineConfig) -> PipelineConfig:
+    """Build the synthetic demo dataset in scratch and point the inputs at it."""
+    from .synthetic import SyntheticSpec, build_dataset
+
+    root = config.scratch_root / "demo_dataset"
+    with step("build synthetic demo dataset"):
+        dataset = build_dataset(root, SyntheticSpec())
+    log.info("demo dataset: %s (ground truth: %s)", dataset.data_root, dataset.truth_path)
+    values = config.to_json_dict()
+    values.pop("effective")
+    values.pop("references")  # the demo's own: params.json defaults under the demo data root
+    values.update(data_root=str(dataset.data_root), neuroglancer=None, manifest=None)
+    return build_config([ParamLayer("--demo", values)])
+
+
 def run_pipeline(config: PipelineConfig) -> ProcessResult:
     """Run a whole capsule job described by ``config``."""
+    from .inputs.locate import single_top_level_file
+    from .inputs.manifest import read_manifest, write_manifest
+    from .stages.probes import run_probes
+
     t0_s = time.perf_counter()
+    if config.demo:
+        config = demo_config(config)
     log_parameters(config)
     with step("write effective config"):
         path = outputs.write_json_atomic(
@@ -70,25 +92,37 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
         )
         log.info("effective config: %s", path)
     result = ProcessResult()
-    # The stages (validation, probe tracks, histology, ephys, packaging) are not part of this
-    # release yet; say so instead of pretending to have run them.
-    missing = "validation, probe tracks, histology, ephys and packaging stages"
-    reason = f"the {missing} are not implemented yet"
-    if config.demo:
-        result.notes.append(f"demo: the synthetic dataset and {reason}")
-    else:
-        result.items.append(ItemResult("pipeline", "failed", reason))
+    with step("read manifest"):
+        manifest_path = config.manifest or single_top_level_file(
+            config.data_root, "*.csv", "manifest"
+        )
+        manifest = read_manifest(manifest_path)
+        for problem in manifest.problems:
+            result.items.append(
+                ItemResult(f"manifest line {problem.line}", "failed", problem.message)
+            )
+        for warning in manifest.warnings:
+            log.warning("%s: %s", manifest_path, warning)
+        write_manifest(manifest, outputs.manifest_copy_path(config.results_root))
+    with step("probe tracks"):
+        for track in run_probes(config, manifest):
+            status: Status = "ok" if track.status == "ok" else "failed"
+            result.items.append(ItemResult(f"track {track.name}", status, track.reason))
+    result.notes.append(NOT_YET)
     for note in result.notes:
         log.warning("%s", note)
-    for item in result.failed:
-        log.error("%s failed: %s", item.name, item.reason)
-    log.info(
-        "run finished in %.2f s: %d item(s), %d failed",
-        time.perf_counter() - t0_s,
-        len(result.items),
-        len(result.failed),
-    )
+    summarize(result, outputs.mouse_dir(config.results_root, manifest.mouse_id))
+    log.info("run finished in %.2f s", time.perf_counter() - t0_s)
     return result
+
+
+def summarize(result: ProcessResult, where: object) -> None:
+    """One line per item, then the totals and where the outputs are."""
+    width = max((len(item.name) for item in result.items), default=10)
+    lines = [f"{item.name:<{width}}  {item.status:<7} {item.reason}" for item in result.items]
+    n_ok = sum(item.status == "ok" for item in result.items)
+    lines.append(f"{n_ok} ok, {len(result.failed)} failed; outputs in {where}")
+    log.info("summary:\n%s", "\n".join(lines))
 
 
 async def run_pipeline_async(config: PipelineConfig) -> ProcessResult:

@@ -2,7 +2,8 @@
 
 Every cell is read as text (``000123`` stays ``000123``). File-level problems raise
 :class:`~alignprep.errors.InputError`; row-level problems are collected in
-:attr:`Manifest.problems` so that one bad row never hides the others.
+:attr:`Manifest.problems` so that one bad row never hides the others. :func:`write_manifest`
+writes the results copy (never into the data root) so that the CSV format lives in one place.
 """
 
 from __future__ import annotations
