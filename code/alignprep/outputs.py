@@ -105,3 +105,58 @@ def fcsv_bytes(points_lps_mm: Any, label: str) -> bytes:
             f"vtkMRMLMarkupsFiducialNode_{k},{x!r},{y!r},{z!r},0,0,0,1,1,1,0,{label}-{k + 1},,"
         )
     return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_nrrd_atomic(
+    path: Path, volume_ijk: np.ndarray, header: Any, compression_level: int = 1
+) -> Path:
+    """A gzip NRRD in LPS millimetres (ITK's layout), written to a temp name then renamed.
+
+    ``volume_ijk`` is in ITK index order (i, j, k); ``header`` is an
+    :class:`alignprep.space.frames.ImageHeader` of the same size.
+    """
+    import nrrd
+
+    if tuple(volume_ijk.shape) != tuple(header.size):
+        raise ValueError(f"{path.name}: array {volume_ijk.shape} vs header size {header.size}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {
+        "dimension": 3,
+        "space": "left-posterior-superior",
+        "space directions": (header.direction * header.spacing).T,
+        "kinds": ["domain", "domain", "domain"],
+        "endian": "little",
+        "encoding": "gzip",
+        "space origin": header.origin,
+    }
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nrrd", dir=path.parent)
+    os.close(fd)
+    try:
+        nrrd.write(tmp_name, volume_ijk, fields, compression_level=compression_level)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def histology_paths(results_root: Path, mouse_id: str) -> dict[str, Path]:
+    """Fixed-name files of ``image_space_histology/`` (outputs.md §2)."""
+    base = mouse_dir(results_root, mouse_id) / "image_space_histology"
+    return {
+        "registration": base / "histology_registration.nrrd",
+        "registration_pipeline": base / "histology_registration_pipeline.nrrd",
+        "registration_pipeline_json": base / "histology_registration_pipeline.json",
+        "ccf_template": base / f"ccf_in_{mouse_id}.nrrd",
+        "labels": base / f"labels_in_{mouse_id}.nrrd",
+    }
+
+
+def channel_path(results_root: Path, mouse_id: str, channel: str) -> Path:
+    """``image_space_histology/<channel>.nrrd`` for a non-registration channel."""
+    return mouse_dir(results_root, mouse_id) / "image_space_histology" / f"{channel}.nrrd"
+
+
+def ccf_space_path(results_root: Path, mouse_id: str, channel: str) -> Path:
+    """``ccf_space_histology/histology_<channel>.nrrd`` (QC)."""
+    return mouse_dir(results_root, mouse_id) / "ccf_space_histology" / f"histology_{channel}.nrrd"

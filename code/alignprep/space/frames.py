@@ -192,3 +192,31 @@ def require_axis_aligned(header: ImageHeader, what: str) -> str:
         return header.code
     except ValueError as exc:
         raise InputError(str(exc), file=what) from None
+
+
+def reorient(header: ImageHeader, code: str) -> tuple[ImageHeader, np.ndarray]:
+    """Header of the same grid with index axes along ``code``, and the nibabel transform.
+
+    Apply the returned orientation to an ITK-ordered (i, j, k) array with
+    ``nibabel.orientations.apply_orientation``. Physical points do not move.
+    """
+    start = orientations.axcodes2ornt(tuple(header.code), labels=LPS_LABELS)
+    end = orientations.axcodes2ornt(tuple(validate_code(code)), labels=LPS_LABELS)
+    transform = orientations.ornt_transform(start, end)
+    size = np.asarray(header.size)
+    new_size, new_spacing = np.zeros(3, int), np.zeros(3)
+    corner = np.zeros(3)
+    for old_axis, (new_axis, flip) in enumerate(transform):
+        new_size[int(new_axis)] = size[old_axis]
+        new_spacing[int(new_axis)] = header.spacing[old_axis]
+        corner[old_axis] = size[old_axis] - 1 if flip < 0 else 0
+    origin = header.index_to_physical(corner)[0]
+    new = ImageHeader(origin, new_spacing, direction_from_code(code), tuple(new_size))
+    return new, transform
+
+
+def with_geometry_of(grid: ImageHeader, other: ImageHeader) -> ImageHeader:
+    """``other``'s origin and spacing on ``grid``'s size and direction (paired voxel grids)."""
+    if not np.allclose(grid.direction, other.direction):
+        raise ValueError("paired grids must share their direction")
+    return ImageHeader(other.origin, other.spacing, grid.direction, grid.size)

@@ -17,38 +17,17 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
-from ..inputs.locate import single_top_level_file
 from ..inputs.manifest import Manifest, ManifestRow
-from ..inputs.omezarr import Multiscale
-from ..inputs.references import CcfLabels, check_ccf_template, template_to_ccf
-from ..inputs.smartspim import SmartSpimAsset, discover
 from ..logs import get_logger, progress
 from ..space import atlas
-from ..space.frames import ImageHeader, lps_mm_to_ras_um, native_header
-from ..space.pipeline_frame import REGISTRATION_LEVEL, FrameDecision, decide_frame, pipeline_frame
-from ..space.transforms import Chain, apply_to_points, individual_to_ccf, individual_to_template
+from ..space.frames import lps_mm_to_ras_um
+from ..space.transforms import apply_to_points
+from .context import MouseContext
 from .shanks import gui_shank_suffixes
 
 log = get_logger("stages.probes")
 
 MIN_TRACK_MM, MAX_TRACK_MM = 0.5, 12.0
-
-
-@dataclass(frozen=True)
-class TrackContext:
-    """Everything shared by the rows of one mouse."""
-
-    config: PipelineConfig
-    mouse_id: str
-    asset: SmartSpimAsset
-    multiscale: Multiscale
-    native0: ImageHeader  # F2, level 0
-    registration0: ImageHeader  # the frame the ANTs registration expects, level 0
-    decision: FrameDecision
-    to_template: Chain
-    to_ccf: Chain
-    labels: CcfLabels
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,60 +49,7 @@ class TrackResult:
         return f"{r.recording_id}/{r.ephys_collection}/{r.histology_track_id}{self.suffix}"
 
 
-def prepare_context(config: PipelineConfig, manifest: Manifest) -> TrackContext:
-    """Discover the asset, frames and transforms of the manifest's mouse."""
-    state_path = config.neuroglancer or single_top_level_file(
-        config.data_root, "*.json", "Neuroglancer state"
-    )
-    sources = ng.image_sources(ng.read_state(state_path), config.data_root, state_path)
-    override = manifest.registration_asset
-    asset = discover(sources.asset_path, config.input_path(override) if override else None)
-    ms = asset.multiscale()
-    lv0 = ms.levels[0]
-    native0 = native_header(asset.orientation, lv0.spacing_mm, lv0.size)
-    warnings = [*sources.warnings, *asset.processing.warnings]
-    if len(ms.levels) > REGISTRATION_LEVEL:
-        reg_level = ms.levels[REGISTRATION_LEVEL]
-        s_reg, size_reg = reg_level.spacing_mm, reg_level.size
-    else:
-        s_reg = lv0.spacing_mm * 2**REGISTRATION_LEVEL
-        size_reg = tuple(int(np.ceil(n / 2**REGISTRATION_LEVEL)) for n in lv0.size)
-        warnings.append(f"{ms.path}: no level {REGISTRATION_LEVEL}; its geometry is derived")
-    frame = pipeline_frame(
-        native_header(asset.orientation, s_reg, size_reg, lv0.spacing_mm),
-        lv0.size,
-        asset.processing.import_version,
-    )
-    warnings += frame.warnings
-    decision = decide_frame(asset.sidecar, native0, frame.header0, str(asset.sidecar_path))
-    registration0 = frame.header0 if decision.frame == "pipeline" else native0
-    t2c = template_to_ccf(config, manifest.template_to_ccf_asset)
-    check_ccf_template(config)
-    log.info(
-        "asset %s: orientation %s, import %s, frame %s (%s); template->CCF %s",
-        asset.path.name,
-        asset.orientation,
-        asset.processing.import_version,
-        decision.frame,
-        decision.reason,
-        t2c.directory,
-    )
-    return TrackContext(
-        config=config,
-        mouse_id=manifest.mouse_id,
-        asset=asset,
-        multiscale=ms,
-        native0=native0,
-        registration0=registration0,
-        decision=decision,
-        to_template=individual_to_template(asset.ls_to_template),
-        to_ccf=individual_to_ccf(asset.ls_to_template, t2c.registration),
-        labels=CcfLabels.load(config),
-        warnings=tuple(warnings),
-    )
-
-
-def compute_track(ctx: TrackContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
+def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
     """The picks of one row in every frame, and the warnings they raise."""
     cfg = ctx.config
     path = ng.find_probe_file(cfg.data_root, row.probe_file)
@@ -176,7 +102,7 @@ def compute_track(ctx: TrackContext, row: ManifestRow) -> tuple[dict[str, np.nda
 
 
 def write_track(
-    ctx: TrackContext, row: ManifestRow, suffix: str, frames: dict[str, np.ndarray]
+    ctx: MouseContext, row: ManifestRow, suffix: str, frames: dict[str, np.ndarray]
 ) -> list[Path]:
     """Write every file of one track; the GUI pick files twice, byte-identical."""
     root = ctx.config.results_root
@@ -228,7 +154,7 @@ def run_probes(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]:
             res.status, res.reason = "failed", suffix_problems[res.row.line]
     _fail_colliding(config, manifest.mouse_id, results)
     try:
-        ctx = prepare_context(config, manifest)
+        ctx = MouseContext.prepare(config, manifest)
     except (InputError, ValueError) as exc:
         for res in results:
             if res.status == "ok":

@@ -1,0 +1,254 @@
+"""Histology volumes for both GUIs: image-space NRRDs on one grid G, and CCF-space QC volumes.
+
+G is the ``output_voxel_size_um`` resample of the zarr level chosen by
+``desired_voxel_size_um``, with G's index 0 at that level's index 0, reoriented to IRP
+(outputs.md §2, coordinates.md §3.4, §7). The CCF template and labels are sampled at every G
+voxel's registration-frame position through the point chain, then stamped with G's native
+header. Every file is written atomically; a failure removes what the stage wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .. import outputs
+from ..errors import InputError
+from ..inputs.omezarr import Level, Multiscale
+from ..logs import get_logger, step
+from ..space.frames import ImageHeader, native_header, reorient
+from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
+from ..space.transforms import Chain
+from .context import MouseContext
+
+log = get_logger("stages.histology")
+
+OUTPUT_CODE = "IRP"
+MIN_GRID_VOXELS = 8
+
+
+@dataclass
+class HistologyResult:
+    """Outcome of the histology stage of one mouse."""
+
+    status: str = "ok"
+    reason: str = ""
+    files: list[Path] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    level: int | None = None
+    grid: ImageHeader | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Grids:
+    """G in the native frame and in the registration frame, both already IRP."""
+
+    level: Level
+    native: ImageHeader
+    registration: ImageHeader
+    transform: np.ndarray  # nibabel orientation: level/G axes -> IRP
+
+    @classmethod
+    def build(cls, ctx: MouseContext) -> Grids:
+        """Choose the level and derive G (coordinates.md §3.4)."""
+        cfg = ctx.config.histology
+        level = ctx.multiscale.choose_level(cfg.desired_voxel_size_um)
+        out_mm = cfg.output_voxel_size_um * 1e-3
+        size = output_size(level.size, level.spacing_mm, out_mm)
+        if min(size) < MIN_GRID_VOXELS:
+            raise InputError(
+                f"output grid {size} has fewer than {MIN_GRID_VOXELS} voxels on an axis at "
+                f"{cfg.output_voxel_size_um} um: check the OME-Zarr units and the voxel size",
+                file=ctx.multiscale.path,
+            )
+        native_l = native_header(
+            ctx.asset.orientation, level.spacing_mm, level.size, ctx.native0.spacing
+        )
+        reg_l = ctx.registration_header(level.index, level.size)
+        native_g = ImageHeader(native_l.origin, np.full(3, out_mm), native_l.direction, size)
+        reg_g = ImageHeader(
+            reg_l.origin, reg_l.spacing * (out_mm / level.spacing_mm), reg_l.direction, size
+        )
+        native_irp, transform = reorient(native_g, OUTPUT_CODE)
+        reg_irp, _ = reorient(reg_g, OUTPUT_CODE)
+        return cls(level, native_irp, reg_irp, transform)
+
+
+def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
+    """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order)."""
+    lazy = ms.read_level(ms.levels[grids.level.index])
+    volume = np.asarray(lazy[:, :, :]).transpose(2, 1, 0)  # zarr (z, y, x) -> ITK (i, j, k)
+    size = output_size(grids.level.size, grids.level.spacing_mm, out_mm)
+    resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size)
+    del volume
+    return reorient_array(resampled, grids.transform)
+
+
+def warp_to_grid(grid: ImageHeader, moving: object, chain: Chain, interpolator: str) -> np.ndarray:
+    """Sample ``moving`` (an ANTs image) at every voxel of ``grid`` through ``chain``, float32.
+
+    The fixed domain is float32 so no value is narrowed (a label above 255 survives).
+    """
+    import ants
+
+    fixed = ants.from_numpy(np.zeros(grid.size, dtype=np.float32), **grid.ants_kwargs())
+    out = ants.apply_transforms(
+        fixed,
+        moving,
+        [str(p) for p in chain.files],
+        interpolator=interpolator,
+        whichtoinvert=list(chain.invert),
+    )
+    return out.numpy().astype(np.float32, copy=False)
+
+
+class _Writer:
+    """Atomic writes that remember what they wrote, so a failure can remove it all."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+
+    def nrrd(self, path: Path, volume: np.ndarray, header: ImageHeader) -> None:
+        self.files.append(outputs.write_nrrd_atomic(path, volume, header))
+
+    def json(self, path: Path, obj: object) -> None:
+        self.files.append(outputs.write_bytes_atomic(path, outputs.json_bytes(obj)))
+
+    def remove(self) -> None:
+        for path in self.files:
+            path.unlink(missing_ok=True)
+        self.files.clear()
+
+
+def run_histology(ctx: MouseContext) -> HistologyResult:
+    """Write ``image_space_histology/`` (and ``ccf_space_histology/``) for one mouse."""
+    result = HistologyResult()
+    writer = _Writer()
+
+    @contextmanager
+    def timed(name: str) -> Iterator[None]:
+        t0_s = time.perf_counter()
+        with step(f"histology: {name}", log):
+            yield
+        result.seconds[name] = time.perf_counter() - t0_s
+
+    try:
+        _run(ctx, result, writer, timed)
+    except (InputError, ValueError, RuntimeError, OSError, MemoryError) as exc:
+        writer.remove()
+        result.status, result.reason = "failed", str(exc)
+        log.error("histology failed: %s", exc)
+        return result
+    result.files = list(writer.files)
+    return result
+
+
+def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> None:
+    import ants
+
+    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
+    out_mm = cfg.histology.output_voxel_size_um * 1e-3
+    paths = outputs.histology_paths(root, mouse)
+    with timed("grid"):
+        grids = Grids.build(ctx)
+    result.level, result.grid = grids.level.index, grids.native
+    log.info(
+        "level %d (%s um) -> G %s at %s um, %s",
+        grids.level.index,
+        (grids.level.spacing_mm * 1e3).round(3).tolist(),
+        grids.native.size,
+        cfg.histology.output_voxel_size_um,
+        OUTPUT_CODE,
+    )
+
+    with timed("registration channel"):
+        reg = to_dtype(read_resampled(ctx.multiscale, grids, out_mm), ctx.multiscale.dtype)
+        writer.nrrd(paths["registration"], reg, grids.native)
+        writer.nrrd(paths["registration_pipeline"], reg, grids.registration)
+        writer.json(
+            paths["registration_pipeline_json"],
+            {
+                "schema": "anatomical-header/1",
+                "space": "left-posterior-superior",
+                "units": "millimeter",
+                "header": grids.registration.to_json(),
+            },
+        )
+    registration_voxels = reg
+    del reg
+
+    with timed("CCF template -> image"):
+        moving = ants.image_read(str(cfg.references.ccf_template))
+        template = warp_to_grid(grids.registration, moving, ctx.to_ccf, "linear")
+        del moving
+        writer.nrrd(paths["ccf_template"], to_dtype(template, np.uint16), grids.native)
+        del template
+
+    with timed("CCF labels -> image"):
+        labels = ctx.labels
+        moving = ants.from_numpy(labels.compact.astype(np.float32), **labels.header.ants_kwargs())
+        compact = np.rint(warp_to_grid(grids.registration, moving, ctx.to_ccf, "genericLabel"))
+        del moving
+        ids = labels.unique_labels[compact.astype(np.int64)].astype(np.int32)
+        del compact
+        writer.nrrd(paths["labels"], ids, grids.native)
+        del ids
+
+    channels = ctx.asset.additional_channels()
+    with timed("additional channels"):
+        for ms in channels:
+            vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
+            writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
+
+    if cfg.histology.write_ccf_space:
+        with timed("channels -> CCF (QC)"):
+            _ccf_space(ctx, grids, registration_voxels, channels, writer, result)
+
+
+def _ccf_space(
+    ctx: MouseContext,
+    grids: Grids,
+    registration_voxels: np.ndarray,
+    channels: list[Multiscale],
+    writer: _Writer,
+    result: HistologyResult,
+) -> None:
+    """Each channel (read back from image space) onto the CCF 25 um grid, IRP."""
+    import ants
+    import nrrd
+
+    missing = [
+        r for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration) if r.warp is None
+    ]
+    if missing:
+        msg = f"ccf_space_histology skipped: no 1Warp.nii.gz beside {missing[0].affine}"
+        result.warnings.append(msg)
+        log.warning("%s", msg)
+        return
+    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
+    fixed = ants.image_read(str(cfg.references.ccf_template))
+    ccf_irp, transform = reorient(ctx.ccf_template, OUTPUT_CODE)
+    sources = [(ctx.asset.registration_channel, registration_voxels)]
+    for ms in channels:
+        data, _ = nrrd.read(str(outputs.channel_path(root, mouse, ms.name)))
+        sources.append((ms.name, data))
+    for name, voxels in sources:
+        moving = ants.from_numpy(voxels.astype(np.float32), **grids.registration.ants_kwargs())
+        chain = ctx.image_to_ccf
+        out = ants.apply_transforms(
+            fixed,
+            moving,
+            [str(p) for p in chain.files],
+            whichtoinvert=list(chain.invert),
+            interpolator="linear",
+        )
+        volume = reorient_array(out.numpy(), transform)
+        writer.nrrd(
+            outputs.ccf_space_path(root, mouse, name), to_dtype(volume, voxels.dtype), ccf_irp
+        )
