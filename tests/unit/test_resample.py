@@ -30,7 +30,7 @@ def test_nyquist_pattern_is_removed_not_aliased():
     from scipy import ndimage
 
     naive = ndimage.affine_transform(
-        vol.astype(np.float32), np.full(3, S_OUT / S_IN), output_shape=(96, 3, 3), order=1
+        vol.astype(np.float32), np.diag(np.full(3, S_OUT / S_IN)), output_shape=(96, 3, 3), order=1
     )
     assert np.abs(naive[5:-5, 1, 1] - 1000.0).max() > 50.0
 
