@@ -11,10 +11,11 @@ import sys
 import tomllib
 
 import pytest
-from alignprep.cli import iter_parameters
-from alignprep.config import PipelineConfig, load_defaults
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from alignprep.cli import iter_parameters
+from alignprep.config import PipelineConfig, load_defaults
 
 from .conftest import CODE_DIR, REPO_ROOT
 

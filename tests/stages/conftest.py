@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from alignprep.config import ParamLayer, PipelineConfig, build_config
 from alignprep.inputs.manifest import read_manifest
 from alignprep.stages.probes import TrackResult, run_probes

@@ -10,6 +10,7 @@ import nrrd
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from alignprep import outputs
 from alignprep.inputs.manifest import read_manifest
 from alignprep.space.atlas import brain_regions

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
 
 from .conftest import run_stage

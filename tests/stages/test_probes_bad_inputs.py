@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alignprep.errors import InputError
 from alignprep.inputs.manifest import read_manifest
 from alignprep.stages.probes import run_probes

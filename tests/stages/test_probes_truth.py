@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from alignprep import outputs
 from alignprep.space.transforms import Chain, Registration, apply_to_points
 from alignprep.synthetic import SyntheticSpec, build_dataset

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from iblatlas.atlas import AllenAtlas
+
 from alignprep.space.atlas import (
     ALLEN25_BREGMA_BOX_UM,
     bregma_um_to_ccf_um,
@@ -22,7 +24,6 @@ from alignprep.space.atlas import (
     region_acronyms,
 )
 from alignprep.space.frames import ImageHeader
-from iblatlas.atlas import AllenAtlas
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import ants
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from alignprep.errors import InputError
 from alignprep.space.frames import (
     ImageHeader,

@@ -6,6 +6,7 @@ import logging
 import re
 
 import pytest
+
 from alignprep.logs import progress, step
 
 

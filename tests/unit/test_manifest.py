@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
 from alignprep.errors import InputError
 from alignprep.inputs.manifest import (
     Manifest,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alignprep.errors import InputError
 from alignprep.inputs.neuroglancer import (
     ImageSources,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+
 from alignprep.errors import InputError
 from alignprep.inputs.omezarr import check_same_pyramid, read_multiscale
 from alignprep.synthetic.volumes import downsample2, write_ome_zarr

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from packaging.version import Version
+
 from alignprep.space.frames import direction_from_code, native_header
 from alignprep.space.pipeline_frame import (
     bbox_lps,
@@ -15,7 +17,6 @@ from alignprep.space.pipeline_frame import (
     parse_import_version,
     pipeline_frame,
 )
-from packaging.version import Version
 
 S0 = np.array([0.0018, 0.0018, 0.002])  # level-0 spacing (x, y, z), mm
 ANCHOR = np.array([-1.5114, -1.5, 1.5])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alignprep.space.frames import ImageHeader, direction_from_code, reorient
 from alignprep.space.resample import antialias_resample, output_size, reorient_array, to_dtype
 

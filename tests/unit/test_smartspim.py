@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
+
 from alignprep.errors import InputError
 from alignprep.inputs.smartspim import discover, orientation_code, read_processing
 from alignprep.space.frames import direction_from_code

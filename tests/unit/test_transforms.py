@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from alignprep.errors import InputError
 from alignprep.space.frames import direction_from_code
 from alignprep.space.transforms import (

@@ -60,11 +60,50 @@ class SyntheticSpec:
     fov_margin_mm: float = 0.6
     ng_voxel_origin: str = "center"
     registration_frame: str = "pipeline"  # "native": registered in F2, with a transform sidecar
+    level0_size_xyz: tuple[int, int, int] | None = None  # None: fit the brain plus margins
     tracks: tuple[TrackSpec, ...] = field(default_factory=default_tracks)
 
     def affine_only(self) -> SyntheticSpec:
         """The same dataset with zero displacement fields."""
         return replace(self, warp_amplitude_mm=0.0)
+
+    @classmethod
+    def real_scale(cls, seed: int = 0) -> SyntheticSpec:
+        """Real SmartSPIM / CCF sizes: CCF 528x320x456; level 4 = 640x462x247 at 28.8/28.8/32 um."""
+        tracks = (
+            TrackSpec(
+                "ProbeA_track",
+                "ProbeA_annotations",
+                "ProbeA",
+                None,
+                None,
+                (4800.0, 6000.0),
+                (250.0, 200.0, 2000.0),
+                3000.0,
+                n_points=16,
+            ),
+            *(
+                TrackSpec(
+                    f"ProbeB_{'abcd'[k]}",
+                    "ProbeB_annotations",
+                    "ProbeB",
+                    k,
+                    k,
+                    (6100.0 + 250.0 * k, 6500.0),
+                    (0.0, -150.0, 2000.0),
+                    2500.0,
+                )
+                for k in range(4)
+            ),
+        )
+        return cls(
+            seed=seed,
+            ccf_shape_apdvml=(528, 320, 456),
+            brain_center_um=(5739.0, 6600.0, 3900.0),
+            brain_semi_axes_um=(4400.0, 5000.0, 2900.0),
+            level0_size_xyz=(640 * 16, 462 * 16, 247 * 16),
+            tracks=tracks,
+        )
 
 
 @dataclass(frozen=True)
@@ -134,7 +173,9 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
     extent = (brain_t.max(0) - brain_t.min(0)) * 1.25 + 2 * m  # rotation / scaling headroom
     world = np.argmax(np.abs(direction_from_code(reg_code)), axis=0)
     step = 2 ** (spec.n_levels - 1)
-    size0 = tuple(int(np.ceil(extent[w] / s0[a] / step) * step) for a, w in enumerate(world))
+    size0 = spec.level0_size_xyz or tuple(
+        int(np.ceil(extent[w] / s0[a] / step) * step) for a, w in enumerate(world)
+    )
     s_reg = s0 * 2**REGISTRATION_LEVEL
     size_reg = tuple(n // 2**REGISTRATION_LEVEL for n in size0)
     frame = pipeline_frame(native_header(reg_code, s_reg, size_reg, s0), size0, spec.import_version)
