@@ -16,7 +16,7 @@ from .logs import get_logger, step
 log = get_logger("pipeline")
 
 Status = Literal["ok", "failed", "skipped"]
-NOT_YET = "the histology and ephys stages are not implemented yet in this release"
+NOT_YET = "the ephys stage is not implemented yet in this release"
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,11 @@ def demo_config(config: PipelineConfig) -> PipelineConfig:
 
 def run_pipeline(config: PipelineConfig) -> ProcessResult:
     """Run a whole capsule job described by ``config``."""
+    from .errors import InputError
     from .inputs.locate import single_top_level_file
     from .inputs.manifest import read_manifest, write_manifest
+    from .stages.context import MouseContext
+    from .stages.histology import run_histology
     from .stages.probes import run_probes
 
     t0_s = time.perf_counter()
@@ -104,10 +107,23 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
         for warning in manifest.warnings:
             log.warning("%s: %s", manifest_path, warning)
         write_manifest(manifest, outputs.manifest_copy_path(config.results_root))
+    with step("mouse context"):
+        try:
+            ctx = MouseContext.prepare(config, manifest)
+        except (InputError, ValueError) as exc:
+            ctx, context_error = None, exc
     with step("probe tracks"):
-        for track in run_probes(config, manifest):
+        for track in run_probes(config, manifest, ctx):
             status: Status = "ok" if track.status == "ok" else "failed"
             result.items.append(ItemResult(f"track {track.name}", status, track.reason))
+    with step("histology"):
+        if ctx is None:
+            reason = f"mouse-level input: {context_error}"
+            result.items.append(ItemResult(f"histology {manifest.mouse_id}", "failed", reason))
+        else:
+            hist = run_histology(ctx)
+            status = "ok" if hist.status == "ok" else "failed"
+            result.items.append(ItemResult(f"histology {manifest.mouse_id}", status, hist.reason))
     result.notes.append(NOT_YET)
     for note in result.notes:
         log.warning("%s", note)

@@ -145,8 +145,13 @@ def remove_outputs(paths: list[Path]) -> None:
         Path(path).unlink(missing_ok=True)
 
 
-def run_probes(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]:
-    """Process every valid manifest row; failures are recorded, never raised."""
+def run_probes(
+    config: PipelineConfig, manifest: Manifest, ctx: MouseContext | None = None
+) -> list[TrackResult]:
+    """Process every valid manifest row; failures are recorded, never raised.
+
+    ``ctx`` is the mouse's context when the caller already prepared it.
+    """
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
     results = [TrackResult(row, "ok", suffix=suffixes[row.line]) for row in manifest.rows]
     for res in results:
@@ -154,7 +159,7 @@ def run_probes(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]:
             res.status, res.reason = "failed", suffix_problems[res.row.line]
     _fail_colliding(config, manifest.mouse_id, results)
     try:
-        ctx = MouseContext.prepare(config, manifest)
+        ctx = ctx or MouseContext.prepare(config, manifest)
     except (InputError, ValueError) as exc:
         for res in results:
             if res.status == "ok":
