@@ -16,7 +16,12 @@ from alignprep.synthetic import SyntheticDataset, SyntheticSpec, build_dataset
 
 def stage_config(data_root: Path, results: Path, **params: object) -> PipelineConfig:
     """A config for a synthetic data root (defaults otherwise)."""
-    values = {"data_root": str(data_root), "results_root": str(results), **params}
+    values = {
+        "data_root": str(data_root),
+        "results_root": str(results),
+        "scratch_root": str(results.parent / f"{results.name}_scratch"),
+        **params,
+    }
     return build_config([ParamLayer("test", values)], environ={})
 
 

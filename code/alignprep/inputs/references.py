@@ -89,6 +89,15 @@ def nrrd_volume(path: Path) -> tuple[np.ndarray, ImageHeader]:
     return data, ImageHeader(origin, spacing, axes / spacing, data.shape)
 
 
+def unique_labels(config: PipelineConfig) -> np.ndarray:
+    """Compact label index -> signed Allen id (``unique_labels`` of the lookup ``.npz``)."""
+    path = require_file(config.references.ccf_labels_unique_values, "label lookup")
+    try:
+        return np.load(path)["unique_labels"].astype(np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read unique_labels: {exc}", file=path) from None
+
+
 @dataclass(frozen=True)
 class CcfLabels:
     """Lateralized Allen ids on the CCF 25 um grid, looked up at CCF points."""
@@ -105,11 +114,8 @@ class CcfLabels:
         problems = check_ccf_header(header, str(path))
         if problems:
             raise InputError("; ".join(problems), file=path)
-        lut_path = require_file(config.references.ccf_labels_unique_values, "label lookup")
-        try:
-            unique = np.load(lut_path)["unique_labels"].astype(np.int64)
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(f"cannot read unique_labels: {exc}", file=lut_path) from None
+        unique = unique_labels(config)
+        lut_path = config.references.ccf_labels_unique_values
         if compact.max() >= len(unique):
             raise InputError(
                 f"compact label {int(compact.max())} has no entry in {lut_path.name}", file=path

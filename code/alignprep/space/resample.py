@@ -25,10 +25,10 @@ def antialias_resample(
     Samples past the last input voxel take the edge value.
     """
     spacing = np.asarray(spacing_mm, dtype=float)
-    data = np.asarray(volume, dtype=np.float32)
+    data = np.array(volume, dtype=np.float32)  # one float32 working copy, filtered in place
     sigma_vox = np.where(out_mm > spacing * (1 + 1e-9), (out_mm / 2) / spacing, 0.0)
     if np.any(sigma_vox > 0):
-        data = ndimage.gaussian_filter(data, sigma=sigma_vox, mode="nearest", truncate=3.0)
+        ndimage.gaussian_filter(data, sigma=sigma_vox, mode="nearest", truncate=3.0, output=data)
     scale = out_mm / spacing
     with warnings.catch_warnings():  # a 1-D matrix means "diagonal" (scipy notes a 0.18 change)
         warnings.filterwarnings("ignore", "The behavior of affine_transform", UserWarning)
@@ -54,5 +54,8 @@ def to_dtype(volume: np.ndarray, dtype: np.dtype) -> np.ndarray:
 
 
 def reorient_array(volume_ijk: np.ndarray, transform: np.ndarray) -> np.ndarray:
-    """Apply a nibabel orientation transform (from :func:`frames.reorient`) to an ITK array."""
-    return np.ascontiguousarray(apply_orientation(volume_ijk, transform))
+    """Apply a nibabel orientation transform (from :func:`frames.reorient`) to an ITK array.
+
+    Returns a view when possible (axis permutation and flips copy nothing).
+    """
+    return apply_orientation(volume_ijk, transform)

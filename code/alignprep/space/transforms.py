@@ -122,3 +122,42 @@ def sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
         while block := fh.read(chunk_bytes):
             digest.update(block)
     return digest.hexdigest()
+
+
+def apply_to_volume_files(
+    reference: Path, moving: Path, chain: Chain, interpolator: str, output: Path
+) -> Path:
+    """Resample the ``moving`` image file onto ``reference``'s grid through ``chain``.
+
+    Runs ANTs's ``antsApplyTransforms`` on files in single precision: ANTs then holds the
+    reference, the moving image and the output once each (float32). ``ants.apply_transforms`` on
+    in-memory images keeps several working copies of both (double precision by default), about
+    3x the memory at real scale. The output pixel type is float32, so no value is narrowed.
+    """
+    from ants.internal import get_lib_fn
+
+    args = [
+        "-d",
+        "3",
+        "-i",
+        str(moving),
+        "-r",
+        str(reference),
+        "-o",
+        str(output),
+        "-n",
+        interpolator,
+        "--float",
+        "1",
+        "-z",
+        "1",
+        "-v",
+        "0",
+        "-f",
+        "0",
+    ]
+    for path, invert in zip(chain.files, chain.invert, strict=True):
+        args += ["-t", f"[{path},1]" if invert else str(path)]
+    if get_lib_fn("antsApplyTransforms")(args) != 0:
+        raise RuntimeError(f"antsApplyTransforms failed: {moving} onto {reference}")
+    return output

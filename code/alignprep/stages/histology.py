@@ -9,6 +9,7 @@ header. Every file is written atomically; a failure removes what the stage wrote
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,10 +21,11 @@ import numpy as np
 from .. import outputs
 from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
+from ..inputs.references import unique_labels
 from ..logs import get_logger, step
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
-from ..space.transforms import Chain
+from ..space.transforms import Chain, apply_to_volume_files
 from .context import MouseContext
 
 log = get_logger("stages.histology")
@@ -90,22 +92,21 @@ def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
     return reorient_array(resampled, grids.transform)
 
 
-def warp_to_grid(grid: ImageHeader, moving: object, chain: Chain, interpolator: str) -> np.ndarray:
-    """Sample ``moving`` (an ANTs image) at every voxel of ``grid`` through ``chain``, float32.
+def warp_file_to_grid(
+    reference: Path, moving: Path, chain: Chain, interpolator: str, scratch: Path
+) -> np.ndarray:
+    """``moving`` (a file) sampled on ``reference``'s grid through ``chain``: float32, ITK order."""
+    import nrrd
 
-    The fixed domain is float32 so no value is narrowed (a label above 255 survives).
-    """
-    import ants
+    out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
+    data, _ = nrrd.read(str(out))
+    out.unlink()
+    return data
 
-    fixed = ants.from_numpy(np.zeros(grid.size, dtype=np.float32), **grid.ants_kwargs())
-    out = ants.apply_transforms(
-        fixed,
-        moving,
-        [str(p) for p in chain.files],
-        interpolator=interpolator,
-        whichtoinvert=list(chain.invert),
-    )
-    return out.numpy().astype(np.float32, copy=False)
+
+def grid_file(grid: ImageHeader, path: Path) -> Path:
+    """A reference image of ``grid`` for ANTs: exact header (NRRD text), uint8 zeros."""
+    return outputs.write_nrrd_atomic(path, np.zeros(grid.size, dtype=np.uint8), grid)
 
 
 class _Writer:
@@ -150,8 +151,6 @@ def run_histology(ctx: MouseContext) -> HistologyResult:
 
 
 def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> None:
-    import ants
-
     cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
     out_mm = cfg.histology.output_voxel_size_um * 1e-3
     paths = outputs.histology_paths(root, mouse)
@@ -166,7 +165,6 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
         cfg.histology.output_voxel_size_um,
         OUTPUT_CODE,
     )
-
     with timed("registration channel"):
         reg = to_dtype(read_resampled(ctx.multiscale, grids, out_mm), ctx.multiscale.dtype)
         writer.nrrd(paths["registration"], reg, grids.native)
@@ -180,47 +178,51 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
                 "header": grids.registration.to_json(),
             },
         )
-    registration_voxels = reg
-    del reg
-
-    with timed("CCF template -> image"):
-        moving = ants.image_read(str(cfg.references.ccf_template))
-        template = warp_to_grid(grids.registration, moving, ctx.to_ccf, "linear")
-        del moving
-        writer.nrrd(paths["ccf_template"], to_dtype(template, np.uint16), grids.native)
-        del template
-
-    with timed("CCF labels -> image"):
-        labels = ctx.labels
-        moving = ants.from_numpy(labels.compact.astype(np.float32), **labels.header.ants_kwargs())
-        compact = np.rint(warp_to_grid(grids.registration, moving, ctx.to_ccf, "genericLabel"))
-        del moving
-        ids = labels.unique_labels[compact.astype(np.int64)].astype(np.int32)
-        del compact
-        writer.nrrd(paths["labels"], ids, grids.native)
-        del ids
-
-    channels = ctx.asset.additional_channels()
-    with timed("additional channels"):
-        for ms in channels:
-            vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
-            writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
-
-    if cfg.histology.write_ccf_space:
-        with timed("channels -> CCF (QC)"):
-            _ccf_space(ctx, grids, registration_voxels, channels, writer, result)
+        del reg
+    cfg.scratch_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="histology-", dir=cfg.scratch_root) as tmp:
+        scratch = Path(tmp)
+        reference = grid_file(grids.registration, scratch / "grid.nrrd")
+        with timed("CCF template -> image"):
+            template = warp_file_to_grid(
+                reference, cfg.references.ccf_template, ctx.to_ccf, "linear", scratch
+            )
+            writer.nrrd(paths["ccf_template"], to_dtype(template, np.uint16), grids.native)
+            del template
+        with timed("CCF labels -> image"):
+            lut = unique_labels(cfg)
+            compact = warp_file_to_grid(
+                reference, cfg.references.ccf_labels_compact, ctx.to_ccf, "genericLabel", scratch
+            )
+            index = np.rint(compact, out=compact).astype(np.int32)
+            del compact
+            if index.min() < 0 or index.max() >= len(lut):
+                raise InputError(
+                    f"warped compact label {int(index.max())} has no entry in the lookup",
+                    file=cfg.references.ccf_labels_unique_values,
+                )
+            writer.nrrd(paths["labels"], lut.astype(np.int32)[index], grids.native)
+            del index
+        channels = ctx.asset.additional_channels()
+        with timed("additional channels"):
+            for ms in channels:
+                vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
+                writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
+                del vol
+        if cfg.histology.write_ccf_space:
+            with timed("channels -> CCF (QC)"):
+                _ccf_space(ctx, grids, channels, writer, result, scratch)
 
 
 def _ccf_space(
     ctx: MouseContext,
     grids: Grids,
-    registration_voxels: np.ndarray,
     channels: list[Multiscale],
     writer: _Writer,
     result: HistologyResult,
+    scratch: Path,
 ) -> None:
     """Each channel (read back from image space) onto the CCF 25 um grid, IRP."""
-    import ants
     import nrrd
 
     missing = [
@@ -232,23 +234,18 @@ def _ccf_space(
         log.warning("%s", msg)
         return
     cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
-    fixed = ants.image_read(str(cfg.references.ccf_template))
     ccf_irp, transform = reorient(ctx.ccf_template, OUTPUT_CODE)
-    sources = [(ctx.asset.registration_channel, registration_voxels)]
-    for ms in channels:
+    registration = outputs.histology_paths(root, mouse)["registration_pipeline"]
+    sources = [(ctx.asset.registration_channel, registration, ctx.multiscale.dtype)]
+    for ms in channels:  # re-stamped with the registration-frame geometry of G
         data, _ = nrrd.read(str(outputs.channel_path(root, mouse, ms.name)))
-        sources.append((ms.name, data))
-    for name, voxels in sources:
-        moving = ants.from_numpy(voxels.astype(np.float32), **grids.registration.ants_kwargs())
-        chain = ctx.image_to_ccf
-        out = ants.apply_transforms(
-            fixed,
-            moving,
-            [str(p) for p in chain.files],
-            whichtoinvert=list(chain.invert),
-            interpolator="linear",
+        moving = outputs.write_nrrd_atomic(scratch / f"{ms.name}.nrrd", data, grids.registration)
+        del data
+        sources.append((ms.name, moving, ms.dtype))
+    for name, moving, dtype in sources:
+        warped = warp_file_to_grid(
+            cfg.references.ccf_template, moving, ctx.image_to_ccf, "linear", scratch
         )
-        volume = reorient_array(out.numpy(), transform)
-        writer.nrrd(
-            outputs.ccf_space_path(root, mouse, name), to_dtype(volume, voxels.dtype), ccf_irp
-        )
+        volume = to_dtype(reorient_array(warped, transform), dtype)
+        del warped
+        writer.nrrd(outputs.ccf_space_path(root, mouse, name), volume, ccf_irp)
