@@ -104,7 +104,7 @@ def test_usage_error_exits_2(run_cli):
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
 
 
-def test_demo_runs_the_probe_stage_on_synthetic_data(run_cli, tmp_path):
+def test_demo_runs_the_stages_on_synthetic_data(run_cli, tmp_path):
     proc = run_cli(
         "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")
     )
@@ -113,5 +113,8 @@ def test_demo_runs_the_probe_stage_on_synthetic_data(run_cli, tmp_path):
     assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
     picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
     assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
-    assert "5 ok, 0 failed" in proc.stderr
+    assert "6 ok, 0 failed" in proc.stderr  # 5 tracks + the histology of the mouse
+    histology = tmp_path / "r" / "000123" / "image_space_histology"
+    assert (histology / "labels_in_000123.nrrd").is_file()
+    assert (histology / "histology_registration_pipeline.nrrd").is_file()
     assert "not implemented yet" in proc.stderr  # says plainly what it did not do
