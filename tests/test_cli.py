@@ -25,7 +25,7 @@ def test_help_from_any_directory_lists_every_flag_with_its_default(run_cli):
 
 
 def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path):
-    """Written even when the run then fails (here: no manifest in the data root)."""
+    """Written even when the run then stops (here: validation, no manifest in the data root)."""
     results = tmp_path / "res"
     proc = run_cli(
         "--results-root",
@@ -42,7 +42,7 @@ def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path)
         "yes",
         env={"CO_CPUS": "1"},
     )
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     written = json.loads((results / "effective_config.json").read_text())
     assert written["histology"]["output_voxel_size_um"] == 10
     default_voxel_um = load_defaults()["histology"]["desired_voxel_size_um"]
@@ -56,13 +56,13 @@ def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path)
     assert '"output_voxel_size_um": 10' in proc.stderr
     assert re.search(r"step write effective config: done in \d+\.\d\d s", proc.stderr)
     assert "n_jobs: requested 0.5 -> effective 1" in proc.stderr
-    # the failure names what is missing
-    assert "expected exactly one manifest (*.csv)" in proc.stderr
+    # validation names what is wrong
+    assert "rel_data is not a folder" in proc.stderr
 
 
 def test_bool_flag_without_value_means_true(run_cli, tmp_path):
     proc = run_cli("--async", "--data-root", str(tmp_path), "--results-root", str(tmp_path / "r"))
-    assert proc.returncode == 1, proc.stderr  # empty data root; the config is written first
+    assert proc.returncode == 3, proc.stderr  # empty data root; the config is written first
     assert json.loads((tmp_path / "r" / "effective_config.json").read_text())["use_async"] is True
 
 
@@ -89,7 +89,7 @@ def test_params_file_relative_to_cwd(run_cli, tmp_path):
     proc = run_cli(
         "--params", "mine.json", "--data-root", str(tmp_path), "--results-root", str(tmp_path / "r")
     )
-    assert proc.returncode == 1, proc.stderr  # empty data root; the config is written first
+    assert proc.returncode == 3, proc.stderr  # empty data root; the config is written first
     written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
     assert written["tracks"]["ng_voxel_origin"] == "corner"
 
@@ -113,7 +113,7 @@ def test_demo_runs_the_stages_on_synthetic_data(run_cli, tmp_path):
     assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
     picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
     assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
-    assert "6 ok, 0 failed" in proc.stderr  # 5 tracks + the histology of the mouse
+    assert "6 ok, 0 unchanged, 0 failed" in proc.stderr  # 5 tracks + the histology
     histology = tmp_path / "r" / "000123" / "image_space_histology"
     assert (histology / "labels_in_000123.nrrd").is_file()
     assert (histology / "histology_registration_pipeline.nrrd").is_file()

@@ -112,6 +112,14 @@ class ReferenceParams(_Section):
     )
 
 
+class CheckParams(_Section):
+    """Pre-flight resource thresholds."""
+
+    min_free_disk_gb: float = Field(ge=0, description="Error below this free space on results.")
+    warn_free_disk_gb: float = Field(ge=0, description="Warning below this free space.")
+    min_available_ram_gb: float = Field(ge=0, description="Error below this available RAM.")
+
+
 class PipelineConfig(_Section):
     """The whole, validated configuration of one run (frozen)."""
 
@@ -140,6 +148,7 @@ class PipelineConfig(_Section):
     histology: HistologyParams
     tracks: TrackParams
     references: ReferenceParams
+    checks: CheckParams
 
     _effective_n_jobs: int = PrivateAttr(default=1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,13 @@ def effective_config_path(results_root: Path) -> Path:
     return results_root / EFFECTIVE_CONFIG_NAME
 
 
+def _file_mode() -> int:
+    """Permissions a plain ``open(..., "w")`` would give: 0o666 minus the umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to a temporary sibling, then rename it onto ``path``.
 
@@ -30,6 +38,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp_name, _file_mode())  # mkstemp creates 0600; outputs are shared
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
@@ -133,11 +142,31 @@ def write_nrrd_atomic(
     os.close(fd)
     try:
         nrrd.write(tmp_name, volume_ijk, fields, compression_level=compression_level)
+        _neutral_nrrd_date(Path(tmp_name))
+        os.chmod(tmp_name, _file_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+NRRD_DATE = re.compile(rb"# on \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\(GMT\)\.\n")
+NEUTRAL_DATE = b"# on 1970-01-01 00:00:00(GMT).\n"
+
+
+def _neutral_nrrd_date(path: Path) -> None:
+    """Replace pynrrd's write-time comment by a fixed one (same length, in place).
+
+    pynrrd always writes ``# on <UTC date time>(GMT).``; without this, equal volumes written in
+    different seconds differ byte for byte, and re-runs and executors could not be compared.
+    """
+    with path.open("r+b") as fh:
+        head = fh.read(256)
+        match = NRRD_DATE.search(head)
+        if match and len(match.group(0)) == len(NEUTRAL_DATE):
+            fh.seek(match.start())
+            fh.write(NEUTRAL_DATE)
 
 
 def histology_paths(results_root: Path, mouse_id: str) -> dict[str, Path]:

@@ -1,32 +1,43 @@
-"""Plan and run a capsule job. One orchestration for every executor."""
+"""Plan and run a capsule job: one plan, run on any executor (serial, processes, asyncio).
+
+Order: pre-flight validation (the stages' own checks); phase 0 the histology of the mouse (and
+each probe's ephys); phase 1 the tracks, whose GUI shank suffixes come from the probe folders'
+channel tables. Every item is fingerprinted; unchanged finished items are skipped on re-runs.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from . import outputs
 from .config import ParamLayer, PipelineConfig, available_cpus, build_config
-from .errors import ExitCode
+from .errors import ExitCode, InputError
+from .executors import Mode, execute
 from .logs import get_logger, step
+from .state import FileDigests, RunState, fingerprint
 
 log = get_logger("pipeline")
 
 Status = Literal["ok", "failed", "skipped"]
 NOT_YET = "the ephys stage is not implemented yet in this release"
+UNCHANGED = "unchanged since the last run"
 
 
 @dataclass(frozen=True)
 class ItemResult:
-    """Outcome of one planned item (a mouse's histology, a track, a probe's ephys, ...)."""
+    """Outcome of one planned item (a mouse's histology, a track, a probe's ephys)."""
 
     name: str
     status: Status
     reason: str = ""
     seconds: float = 0.0
+    fingerprint: str = ""
+    files: tuple[str, ...] = ()  # relative to the mouse folder
 
 
 @dataclass
@@ -35,6 +46,7 @@ class ProcessResult:
 
     items: list[ItemResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    validation_failed: bool = False
 
     @property
     def failed(self) -> list[ItemResult]:
@@ -42,12 +54,34 @@ class ProcessResult:
         return [item for item in self.items if item.status == "failed"]
 
     def exit_code(self, allow_partial: bool) -> ExitCode:
-        """0 when nothing failed (or failures are allowed and something succeeded), else 1."""
+        """3 on failed validation; 0 when nothing failed (or partial is allowed); else 1."""
+        if self.validation_failed:
+            return ExitCode.VALIDATION_FAILED
         if not self.failed:
             return ExitCode.OK
-        if allow_partial and any(item.status == "ok" for item in self.items):
+        if allow_partial and any(item.status != "failed" for item in self.items):
             return ExitCode.OK
         return ExitCode.RUN_FAILED
+
+
+@dataclass(frozen=True)
+class Task:
+    """A unit of scheduling: produces one or more items."""
+
+    key: str
+    kind: Literal["histology", "tracks"]
+    phase: int
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to run a task (picklable)."""
+
+    config: PipelineConfig
+    manifest_path: Path
+    task: Task
+    excluded: dict[int, str]  # manifest line -> validation error
+    histology_error: str = ""
 
 
 def log_parameters(config: PipelineConfig) -> None:
@@ -76,14 +110,117 @@ def demo_config(config: PipelineConfig) -> PipelineConfig:
     return build_config([ParamLayer("--demo", values)])
 
 
+def run_task(job: Job) -> list[ItemResult]:
+    """Run one task in whatever process or thread the executor chose."""
+    from .inputs.manifest import read_manifest
+    from .stages.context import MouseContext
+
+    manifest = read_manifest(job.manifest_path)
+    ctx = MouseContext.prepare(job.config, manifest)
+    state = RunState(outputs.mouse_dir(job.config.results_root, manifest.mouse_id))
+    if job.task.kind == "histology":
+        return [_histology_item(ctx, state, job.histology_error)]
+    return _track_items(ctx, manifest, state, job.excluded)
+
+
+def _context_inputs(ctx, digests: FileDigests) -> dict[str, str]:
+    """Digests of what every item of the mouse depends on: transforms, image geometry."""
+    ms = ctx.multiscale
+    files = {str(p): digests.file(p) for p in ctx.to_ccf.files}
+    for name in ("metadata.nd.json", "processing.json"):
+        files[name] = digests.file(ctx.asset.path / name)
+    files["zattrs"] = digests.file(ms.path / ".zattrs")
+    files["level0"] = digests.file(ms.path / ms.levels[0].path / ".zarray")
+    return files
+
+
+def _histology_item(ctx, state: RunState, validation_error: str) -> ItemResult:
+    from .stages.histology import run_histology
+
+    name, cfg = "histology", ctx.config
+    if validation_error:
+        return ItemResult(name, "failed", f"validation: {validation_error}")
+    refs = cfg.references
+    inputs = _context_inputs(ctx, state.digests)
+    for path in (refs.ccf_template, refs.ccf_labels_compact, refs.ccf_labels_unique_values):
+        inputs[str(path)] = state.digests.file(path)
+    for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration):
+        if r.warp is not None:
+            inputs[str(r.warp)] = state.digests.file(r.warp)
+    level = ctx.multiscale.choose_level(cfg.histology.desired_voxel_size_um)
+    for channel, zarr_path in ctx.asset.channels.items():
+        inputs[channel] = state.digests.tree(zarr_path / level.path)
+    params = {"histology": cfg.histology.model_dump(mode="json")}
+    fp = fingerprint(params, inputs)
+    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
+    if state.is_done(name, fp, mouse):
+        return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
+    t0_s = time.perf_counter()
+    hist = run_histology(ctx)
+    files = tuple(str(p.relative_to(mouse)) for p in hist.files)
+    return ItemResult(
+        name,
+        "ok" if hist.status == "ok" else "failed",
+        hist.reason,
+        time.perf_counter() - t0_s,
+        fp,
+        files,
+    )
+
+
+def _track_items(ctx, manifest, state: RunState, excluded: dict[int, str]) -> list[ItemResult]:
+    from .inputs.neuroglancer import find_probe_file
+    from .stages.probes import fail_track, log_results, plan_tracks, process_row
+
+    cfg, items = ctx.config, []
+    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
+    shared = _context_inputs(ctx, state.digests)
+    results = plan_tracks(cfg, manifest)
+    for res in results:
+        name = f"track {res.name}"
+        if res.status == "ok" and res.row.line in excluded:
+            fail_track(cfg, ctx.mouse_id, res, f"validation: {excluded[res.row.line]}")
+        if res.status != "ok":
+            items.append(ItemResult(name, "failed", res.reason))
+            continue
+        row = {k: v for k, v in asdict(res.row).items() if k != "line"}
+        try:
+            annotation = find_probe_file(cfg.data_root, res.row.probe_file)
+        except InputError as exc:
+            fail_track(cfg, ctx.mouse_id, res, str(exc))
+            items.append(ItemResult(name, "failed", res.reason))
+            continue
+        inputs = {**shared, "annotation": state.digests.file(annotation)}
+        params = {"tracks": cfg.tracks.model_dump(mode="json"), "row": row, "suffix": res.suffix}
+        fp = fingerprint(params, inputs)
+        if state.is_done(name, fp, mouse):
+            items.append(ItemResult(name, "skipped", UNCHANGED, fingerprint=fp))
+            continue
+        t0_s = time.perf_counter()
+        process_row(ctx, res)
+        files = tuple(str(Path(p).relative_to(mouse)) for p in res.files)
+        status: Status = "ok" if res.status == "ok" else "failed"
+        items.append(ItemResult(name, status, res.reason, time.perf_counter() - t0_s, fp, files))
+    log_results(results)
+    return items
+
+
+def plan(config: PipelineConfig) -> list[Task]:
+    """The tasks of one mouse, by phase."""
+    return [Task("histology", "histology", 0), Task("tracks", "tracks", 1)]
+
+
+def executor_mode(config: PipelineConfig) -> Mode:
+    """asyncio with ``--async``; a process pool when more than one job; else serial."""
+    if config.use_async:
+        return "async"
+    return "processes" if config.effective_n_jobs > 1 else "serial"
+
+
 def run_pipeline(config: PipelineConfig) -> ProcessResult:
     """Run a whole capsule job described by ``config``."""
-    from .errors import InputError
-    from .inputs.locate import single_top_level_file
-    from .inputs.manifest import read_manifest, write_manifest
-    from .stages.context import MouseContext
-    from .stages.histology import run_histology
-    from .stages.probes import run_probes
+    from .inputs.manifest import write_manifest
+    from .stages.validate import validate, write_report
 
     t0_s = time.perf_counter()
     if config.demo:
@@ -95,41 +232,77 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
         )
         log.info("effective config: %s", path)
     result = ProcessResult()
-    with step("read manifest"):
-        manifest_path = config.manifest or single_top_level_file(
-            config.data_root, "*.csv", "manifest"
-        )
-        manifest = read_manifest(manifest_path)
-        for problem in manifest.problems:
-            result.items.append(
-                ItemResult(f"manifest line {problem.line}", "failed", problem.message)
-            )
-        for warning in manifest.warnings:
-            log.warning("%s: %s", manifest_path, warning)
-        write_manifest(manifest, outputs.manifest_copy_path(config.results_root))
-    with step("mouse context"):
-        try:
-            ctx = MouseContext.prepare(config, manifest)
-        except (InputError, ValueError) as exc:
-            ctx, context_error = None, exc
-    with step("probe tracks"):
-        for track in run_probes(config, manifest, ctx):
-            status: Status = "ok" if track.status == "ok" else "failed"
-            result.items.append(ItemResult(f"track {track.name}", status, track.reason))
-    with step("histology"):
-        if ctx is None:
-            reason = f"mouse-level input: {context_error}"
-            result.items.append(ItemResult(f"histology {manifest.mouse_id}", "failed", reason))
-        else:
-            hist = run_histology(ctx)
-            status = "ok" if hist.status == "ok" else "failed"
-            result.items.append(ItemResult(f"histology {manifest.mouse_id}", status, hist.reason))
+    with step("validate"):
+        report = validate(config)
+        write_report(config, report)
+    if report.fatal or (config.validate_only and report.has_errors):
+        result.validation_failed = True
+        result.notes.append(f"validation failed: {len(report.fatal) or 'no fatal'} fatal error(s)")
+        for check in report.fatal:
+            log.error("%s: %s", check.name, check.message)
+        return result
+    if config.validate_only:
+        result.notes.append("validate-only: every check passed; nothing was run")
+        return result
+    manifest = report.manifest
+    assert manifest is not None  # guaranteed when validation has no fatal error
+    mouse = outputs.mouse_dir(config.results_root, manifest.mouse_id)
+    write_manifest(manifest, outputs.manifest_copy_path(config.results_root))
+    excluded = {int(k): v for k, v in report.errors_for("row").items()}
+    rows = {row.line for row in manifest.rows}
+    for line, reason in sorted(excluded.items()):
+        if line not in rows:
+            result.items.append(ItemResult(f"manifest line {line}", "failed", reason))
+    manifest_path = config.manifest or manifest.path
+    histology_error = "; ".join(report.errors_for("histology").values())
+    state = RunState(mouse)
+    mode = executor_mode(config)
+    tasks = plan(config)
+    for phase in sorted({t.phase for t in tasks}):
+        jobs = [
+            Job(config, manifest_path, t, excluded, histology_error)
+            for t in tasks
+            if t.phase == phase
+        ]
+        with step(f"phase {phase}: {', '.join(j.task.key for j in jobs)} ({mode})"):
+            for _, items in execute(run_task, jobs, mode, config.effective_n_jobs):
+                for item in items:
+                    _record(state, item, mouse)
+                    result.items.append(item)
+    result.items.sort(key=lambda item: item.name)
     result.notes.append(NOT_YET)
     for note in result.notes:
         log.warning("%s", note)
-    summarize(result, outputs.mouse_dir(config.results_root, manifest.mouse_id))
+    write_run_report(config, manifest.mouse_id, result, time.perf_counter() - t0_s)
+    summarize(result, mouse)
     log.info("run finished in %.2f s", time.perf_counter() - t0_s)
     return result
+
+
+def _record(state: RunState, item: ItemResult, mouse: Path) -> None:
+    if item.status == "ok":
+        state.record(item.name, item.fingerprint, [mouse / f for f in item.files], mouse)
+    elif item.status == "failed":
+        state.forget(item.name)
+
+
+def write_run_report(
+    config: PipelineConfig, mouse_id: str, result: ProcessResult, seconds: float
+) -> Path:
+    """``<mouse>/run_report.json``: every item with its status, reason and wall time."""
+    report = {
+        "mouse_id": mouse_id,
+        "wall_s": round(seconds, 3),
+        "executor": executor_mode(config),
+        "n_jobs": config.effective_n_jobs,
+        "counts": {
+            s: sum(i.status == s for i in result.items) for s in ("ok", "skipped", "failed")
+        },
+        "items": [asdict(i) for i in result.items],
+        "notes": result.notes,
+    }
+    path = outputs.mouse_dir(config.results_root, mouse_id) / "run_report.json"
+    return outputs.write_bytes_atomic(path, outputs.json_bytes(report))
 
 
 def summarize(result: ProcessResult, where: object) -> None:
@@ -137,7 +310,8 @@ def summarize(result: ProcessResult, where: object) -> None:
     width = max((len(item.name) for item in result.items), default=10)
     lines = [f"{item.name:<{width}}  {item.status:<7} {item.reason}" for item in result.items]
     n_ok = sum(item.status == "ok" for item in result.items)
-    lines.append(f"{n_ok} ok, {len(result.failed)} failed; outputs in {where}")
+    n_skip = sum(item.status == "skipped" for item in result.items)
+    lines.append(f"{n_ok} ok, {n_skip} unchanged, {len(result.failed)} failed; outputs in {where}")
     log.info("summary:\n%s", "\n".join(lines))
 
 

@@ -145,6 +145,37 @@ def remove_outputs(paths: list[Path]) -> None:
         Path(path).unlink(missing_ok=True)
 
 
+def plan_tracks(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]:
+    """One pending result per valid row, with its GUI shank suffix; unplannable rows failed."""
+    suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
+    results = [TrackResult(row, "ok", suffix=suffixes[row.line]) for row in manifest.rows]
+    for res in results:
+        if res.row.line in suffix_problems:
+            res.status, res.reason = "failed", suffix_problems[res.row.line]
+    _fail_colliding(config, manifest.mouse_id, results)
+    return results
+
+
+def process_row(ctx: MouseContext, res: TrackResult) -> None:
+    """Compute and write one planned track; a failure is recorded on ``res``, not raised."""
+    try:
+        frames, warnings = compute_track(ctx, res.row)
+        res.files = write_track(ctx, res.row, res.suffix, frames)
+        res.warnings = warnings
+        res.points = {k: v.tolist() for k, v in frames.items()}
+    except (InputError, ValueError, RuntimeError, OSError) as exc:
+        fail_track(ctx.config, ctx.mouse_id, res, str(exc))
+
+
+def log_results(results: list[TrackResult]) -> None:
+    """Warnings and failures of the tracks, one line each."""
+    for res in results:
+        for w in res.warnings:
+            log.warning("%s: %s", res.name, w)
+        if res.status == "failed":
+            log.error("%s (manifest line %d) failed: %s", res.name, res.row.line, res.reason)
+
+
 def run_probes(
     config: PipelineConfig, manifest: Manifest, ctx: MouseContext | None = None
 ) -> list[TrackResult]:
@@ -152,36 +183,22 @@ def run_probes(
 
     ``ctx`` is the mouse's context when the caller already prepared it.
     """
-    suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
-    results = [TrackResult(row, "ok", suffix=suffixes[row.line]) for row in manifest.rows]
-    for res in results:
-        if res.row.line in suffix_problems:
-            res.status, res.reason = "failed", suffix_problems[res.row.line]
-    _fail_colliding(config, manifest.mouse_id, results)
+    results = plan_tracks(config, manifest)
     try:
         ctx = ctx or MouseContext.prepare(config, manifest)
     except (InputError, ValueError) as exc:
         for res in results:
             if res.status == "ok":
-                _fail(config, manifest.mouse_id, res, f"mouse-level input: {exc}")
+                fail_track(config, manifest.mouse_id, res, f"mouse-level input: {exc}")
         return results
     for res in progress([r for r in results if r.status == "ok"], "tracks"):
-        try:
-            frames, warnings = compute_track(ctx, res.row)
-            res.files = write_track(ctx, res.row, res.suffix, frames)
-            res.warnings = warnings
-            res.points = {k: v.tolist() for k, v in frames.items()}
-        except (InputError, ValueError, RuntimeError, OSError) as exc:
-            _fail(config, manifest.mouse_id, res, str(exc))
-    for res in results:
-        for w in res.warnings:
-            log.warning("%s: %s", res.name, w)
-        if res.status == "failed":
-            log.error("%s (manifest line %d) failed: %s", res.name, res.row.line, res.reason)
+        process_row(ctx, res)
+    log_results(results)
     return results
 
 
-def _fail(config: PipelineConfig, mouse_id: str, res: TrackResult, reason: str) -> None:
+def fail_track(config: PipelineConfig, mouse_id: str, res: TrackResult, reason: str) -> None:
+    """Mark a track failed and remove whatever an earlier run wrote for it."""
     res.status, res.reason, res.files = "failed", reason, []
     remove_outputs(row_outputs(config, mouse_id, res.row, res.suffix))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..outputs import write_nrrd_atomic
 from ..space.frames import ImageHeader
 
 # Shells of the ellipsoidal brain, outermost first: (outer normalised radius, acronym, intensity).
@@ -83,8 +84,6 @@ def write_ccf_volumes(
     Arrays are in ITK index order (i, j, k) = (AP, DV, ML) for the CCF grid. Returns
     ``unique_labels`` (compact index k -> signed Allen id; k = 0 is void).
     """
-    import nrrd
-
     for p in (template_path, labels_path, unique_path):
         p.parent.mkdir(parents=True, exist_ok=True)
     write_ants_image(template, header, template_path, "unsigned int")
@@ -92,16 +91,7 @@ def write_ccf_volumes(
     unique = np.concatenate([[0], nonzero]).astype(np.int64)
     sorter = np.argsort(unique)
     compact = sorter[np.searchsorted(unique, labels, sorter=sorter)]
-    nrrd.write(
-        str(labels_path),
-        compact.astype(np.uint16),  # pynrrd's default index order is ITK's (i, j, k)
-        header={
-            "space": "left-posterior-superior",
-            "space directions": (header.direction * header.spacing).T,
-            "space origin": header.origin,
-            "encoding": "gzip",
-        },
-    )
+    write_nrrd_atomic(labels_path, compact.astype(np.uint16), header)
     np.savez(unique_path, unique_labels=unique)
     return unique
 
@@ -125,7 +115,9 @@ def write_ome_zarr(
 ) -> None:
     """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks."""
     import zarr
+    from numcodecs import blosc
 
+    blosc.use_threads = False  # threaded Blosc output bytes vary between processes
     root = zarr.open_group(str(path), mode="w")
     datasets = []
     for k, (data, shape) in enumerate(zip(levels, shapes_zyx, strict=True)):
