@@ -28,7 +28,7 @@ def run_serial(fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[T, R]
 
 def run_processes(fn: Callable[[T], R], tasks: Sequence[T], n_jobs: int) -> Iterator[tuple[T, R]]:
     """A pool of ``n_jobs`` fresh (spawned) processes; ITK/ANTs threads make fork unsafe."""
-    if n_jobs <= 1 or len(tasks) <= 1:
+    if n_jobs <= 1:
         yield from run_serial(fn, tasks)
         return
     context = multiprocessing.get_context("spawn")

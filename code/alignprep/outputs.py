@@ -46,6 +46,20 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
+TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.nrrd)?$")
+
+
+def remove_stale_temp_files(root: Path) -> list[Path]:
+    """Delete temp files left by an interrupted atomic write below ``root`` (never outputs)."""
+    removed = []
+    if root.is_dir():
+        for path in root.rglob(".*.tmp*"):
+            if path.is_file() and TEMP_NAME.match(path.name):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
 def write_json_atomic(path: Path, obj: Any) -> Path:
     """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -55,6 +69,19 @@ def write_json_atomic(path: Path, obj: Any) -> Path:
 # --- layout ----------------------------------------------------------------------------------
 
 TRACK_FRAMES = ("spim", "template", "ccf", "bregma_xyz")
+
+
+DATAPACKAGE_NAME = "datapackage.json"
+
+
+def datapackage_path(results_root: Path, mouse_id: str) -> Path:
+    """``<results>/<mouse_id>/datapackage.json``."""
+    return mouse_dir(results_root, mouse_id) / DATAPACKAGE_NAME
+
+
+def processing_path(results_root: Path, mouse_id: str) -> Path:
+    """``<results>/<mouse_id>/processing.json`` (aind-data-schema provenance)."""
+    return mouse_dir(results_root, mouse_id) / "processing.json"
 
 
 def manifest_copy_path(results_root: Path) -> Path:

@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,7 @@ from . import outputs
 from .config import ParamLayer, PipelineConfig, available_cpus, build_config
 from .errors import ExitCode, InputError
 from .executors import Mode, execute
-from .logs import get_logger, step
+from .logs import configure_logging, get_logger, step
 from .state import FileDigests, RunState, fingerprint
 
 log = get_logger("pipeline")
@@ -115,6 +116,7 @@ def run_task(job: Job) -> list[ItemResult]:
     from .inputs.manifest import read_manifest
     from .stages.context import MouseContext
 
+    configure_logging(job.config.log_level)  # spawned workers start without handlers
     manifest = read_manifest(job.manifest_path)
     ctx = MouseContext.prepare(job.config, manifest)
     state = RunState(outputs.mouse_dir(job.config.results_root, manifest.mouse_id))
@@ -255,20 +257,28 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
             result.items.append(ItemResult(f"manifest line {line}", "failed", reason))
     manifest_path = config.manifest or manifest.path
     histology_error = "; ".join(report.errors_for("histology").values())
+    for stale in outputs.remove_stale_temp_files(mouse):
+        log.warning("removed %s, left by an interrupted run", stale)
     state = RunState(mouse)
     mode = executor_mode(config)
     tasks = plan(config)
+    times: dict[str, tuple[datetime, datetime]] = {}
     for phase in sorted({t.phase for t in tasks}):
         jobs = [
             Job(config, manifest_path, t, excluded, histology_error)
             for t in tasks
             if t.phase == phase
         ]
+        start = datetime.now(UTC)
         with step(f"phase {phase}: {', '.join(j.task.key for j in jobs)} ({mode})"):
             for _, items in execute(run_task, jobs, mode, config.effective_n_jobs):
                 for item in items:
                     _record(state, item, mouse)
                     result.items.append(item)
+        for job in jobs:
+            times[job.task.kind] = (start, datetime.now(UTC))
+    with step("datapackage and provenance"):
+        package_and_provenance(config, manifest, result, times)
     result.items.sort(key=lambda item: item.name)
     result.notes.append(NOT_YET)
     for note in result.notes:
@@ -277,6 +287,39 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
     summarize(result, mouse)
     log.info("run finished in %.2f s", time.perf_counter() - t0_s)
     return result
+
+
+def package_and_provenance(
+    config: PipelineConfig,
+    manifest,
+    result: ProcessResult,
+    times: dict[str, tuple[datetime, datetime]],
+) -> None:
+    """``datapackage.json`` from what succeeded, then ``processing.json`` (aind-data-schema)."""
+    from .stages.context import MouseContext
+    from .stages.datapackage import PackageError
+    from .stages.histology import HistologyResult
+    from .stages.package import write_datapackage
+    from .stages.probes import plan_tracks
+    from .stages.provenance import StageRun, write_processing
+
+    done = {item.name for item in result.items if item.status in ("ok", "skipped")}
+    tracks = plan_tracks(config, manifest)
+    for res in tracks:  # success keyed by (track, shank): the row's own item
+        if res.status == "ok" and f"track {res.name}" not in done:
+            res.status = "failed"
+    histology = HistologyResult(status="ok" if "histology" in done else "failed")
+    start = datetime.now(UTC)
+    try:
+        ctx = MouseContext.prepare(config, manifest)
+        package = write_datapackage(ctx, tracks, histology, None)  # ephys: not in this release
+        result.notes += package.warnings
+        result.items.append(ItemResult("datapackage", "ok"))
+    except (PackageError, InputError, ValueError) as exc:
+        result.items.append(ItemResult("datapackage", "failed", str(exc)))
+    runs = [StageRun(kind, *span, status="ok") for kind, span in sorted(times.items())]
+    runs.append(StageRun("packaging", start, datetime.now(UTC)))
+    write_processing(config, manifest.mouse_id, runs)
 
 
 def _record(state: RunState, item: ItemResult, mouse: Path) -> None:

@@ -1,0 +1,329 @@
+"""The whole run through ``code/run``: executors, failures, restarts, validate-only, layout."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import nrrd
+import numpy as np
+import pytest
+
+from alignprep import outputs
+from alignprep.space.atlas import brain_regions, in_allen25_box
+from alignprep.synthetic import SyntheticSpec, build_dataset
+
+from .conftest import CODE_DIR
+
+MOUSE = SyntheticSpec().mouse_id
+RECORDING = "ecephys_000123_2025-01-15_10-00-00"
+CHECKS = json.dumps(
+    {"checks": {"min_free_disk_gb": 0.1, "warn_free_disk_gb": 0.1, "min_available_ram_gb": 0.5}}
+)
+RUN_SPECIFIC = {
+    "run_report.json",
+    "processing.json",
+    "effective_config.json",
+    "validation_report.json",
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A synthetic dataset with voxel data (built once)."""
+    return build_dataset(tmp_path_factory.mktemp("pipeline") / "ds", SyntheticSpec())
+
+
+def _args(data: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "--data-root",
+        str(data),
+        "--results-root",
+        str(results),
+        "--scratch-root",
+        str(results.parent / f"{results.name}_scratch"),
+        "--params",
+        CHECKS,
+        *extra,
+    ]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "CO_CPUS"}
+    env["ALIGNPREP_PYTHON"] = sys.executable
+    return env
+
+
+def _run(data: Path, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(CODE_DIR / "run"), *_args(data, results, *extra)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def _report(results: Path) -> dict:
+    return json.loads((outputs.mouse_dir(results, MOUSE) / "run_report.json").read_text())
+
+
+def _hashes(results: Path) -> dict[str, str]:
+    out = {}
+    for path in sorted(results.rglob("*")):
+        rel = path.relative_to(results)
+        if path.is_file() and path.name not in RUN_SPECIFIC and ".alignprep" not in rel.parts:
+            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def _temp_files(results: Path) -> list[Path]:
+    return [p for p in results.rglob("*") if p.is_file() and outputs.TEMP_NAME.match(p.name)]
+
+
+def test_serial_processes_and_async_give_identical_outputs(dataset, tmp_path):
+    runs = {
+        "serial": ("--n-jobs", "1"),
+        "processes": ("--n-jobs", "2"),
+        "async": ("--async", "--n-jobs", "2"),
+    }
+    hashes = {}
+    for name, extra in runs.items():
+        proc = _run(dataset.data_root, tmp_path / name, *extra)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert _report(tmp_path / name)["executor"] == name
+        hashes[name] = _hashes(tmp_path / name)
+    assert len(hashes["serial"]) > 30
+    assert hashes["processes"] == hashes["serial"]
+    assert hashes["async"] == hashes["serial"]
+
+
+def _break_layer(data: Path, layer: str) -> Path:
+    path = data / "probe_annotations" / "ProbeB_annotations.json"
+    state = json.loads(path.read_text())
+    state["layers"] = [x for x in state["layers"] if x["name"] != layer]
+    path.write_text(json.dumps(state))
+    return path
+
+
+def test_one_broken_row_among_good_ones(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    ann = _break_layer(data, "ProbeB_b")
+    proc = _run(data, tmp_path / "out")
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    items = {i["name"]: i for i in _report(tmp_path / "out")["items"]}
+    broken = items[f"track {RECORDING}/ProbeB/ProbeB_b_shank2"]
+    assert broken["status"] == "failed"
+    assert str(ann) in broken["reason"] and "'ProbeB_b'" in broken["reason"]
+    good = [i for n, i in items.items() if n != broken["name"]]
+    assert good and all(i["status"] == "ok" for i in good)
+    assert {"histology", "datapackage"} <= set(items)
+    probe_b = outputs.probe_dir(tmp_path / "out", MOUSE, RECORDING, "ProbeB")
+    assert sorted(p.name for p in probe_b.glob("xyz_picks_shank?.json")) == [
+        "xyz_picks_shank1.json",
+        "xyz_picks_shank3.json",
+        "xyz_picks_shank4.json",
+    ]
+    again = _run(data, tmp_path / "out", "--allow-partial")
+    assert again.returncode == 0, again.stderr[-3000:]
+    counts = _report(tmp_path / "out")["counts"]
+    assert counts["failed"] == 1 and counts["ok"] + counts["skipped"] == len(items) - 1
+
+
+def _start_and_kill_after(data: Path, results: Path, marker: str) -> None:
+    proc = subprocess.Popen(
+        [str(CODE_DIR / "run"), *_args(data, results)],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if re.search(marker, line):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL, f"never saw {marker!r}"
+
+
+def test_killed_after_histology_restarts_without_redoing_it(dataset, tmp_path):
+    results = tmp_path / "out"
+    _start_and_kill_after(dataset.data_root, results, r"step phase 0: .* done in")
+    proc = _run(dataset.data_root, results)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    items = {i["name"]: i for i in _report(results)["items"]}
+    assert items["histology"]["status"] == "skipped"
+    assert items["histology"]["reason"] == "unchanged since the last run"
+    assert not _temp_files(results)
+    reference = tmp_path / "reference"
+    assert _run(dataset.data_root, reference).returncode == 0
+    assert _hashes(results) == _hashes(reference)  # the restarted run equals an uninterrupted one
+
+
+def test_killed_mid_write_leaves_no_partial_file(dataset, tmp_path):
+    results = tmp_path / "out"
+    _start_and_kill_after(dataset.data_root, results, r"CCF labels -> image: started")
+    for path in results.rglob("*.nrrd"):  # whatever is there under a real name is complete
+        if not outputs.TEMP_NAME.match(path.name):
+            nrrd.read(str(path))
+    proc = _run(dataset.data_root, results)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not _temp_files(results)
+    assert _report(results)["counts"]["failed"] == 0
+
+
+def _bad_layer_scale(data: Path) -> str:
+    path = data / "probe_annotations" / "ProbeA_annotations.json"
+    state = json.loads(path.read_text())
+    state["layers"][0]["source"]["transform"]["outputDimensions"]["x"] = [3.6e-6, "m"]
+    path.write_text(json.dumps(state))
+    return "x: Neuroglancer scale 3.6 um vs OME-Zarr level-0 spacing 1.8 um"
+
+
+def _bad_one_point(data: Path) -> str:
+    path = data / "probe_annotations" / "ProbeB_annotations.json"
+    state = json.loads(path.read_text())
+    state["layers"][2]["annotations"] = state["layers"][2]["annotations"][:1]
+    path.write_text(json.dumps(state))
+    return "found 1 point annotation(s); at least 2 are needed"
+
+
+def _bad_dimension(data: Path) -> str:
+    path = data / "probe_annotations" / "ProbeB_annotations.json"
+    state = json.loads(path.read_text())
+    dims = state["layers"][3]["source"]["transform"]["outputDimensions"]
+    state["layers"][3]["source"]["transform"]["outputDimensions"] = {
+        ("q" if k == "y" else k): v for k, v in dims.items()
+    }
+    path.write_text(json.dumps(state))
+    return "'q'"
+
+
+def _bad_missing_layer(data: Path) -> str:
+    _break_layer(data, "ProbeB_a")
+    return "no annotation layer of that name"
+
+
+def _bad_missing_file(data: Path) -> str:
+    (data / "probe_annotations" / "ProbeA_annotations.json").unlink()
+    return "no annotation file matches"
+
+
+def _manifest_rows(data: Path) -> list[str]:
+    return (data / "manifest.csv").read_text().splitlines()
+
+
+def _bad_missing_column(data: Path) -> str:
+    lines = [
+        ",".join(c for k, c in enumerate(line.split(",")) if k != 2)
+        for line in _manifest_rows(data)
+    ]
+    (data / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return "probe_file"
+
+
+def _bad_duplicate(data: Path) -> str:
+    lines = _manifest_rows(data)
+    lines.append(lines[3].replace("ProbeB_b", "ProbeB_b_again"))
+    (data / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return "duplicate key"
+
+
+def _bad_mixed_mouse(data: Path) -> str:
+    lines = _manifest_rows(data)
+    lines[4] = lines[4].replace("000123", "999999", 1)
+    (data / "manifest.csv").write_text("\n".join(lines) + "\n")
+    return "999999"
+
+
+@pytest.mark.parametrize(
+    "breaker",
+    [
+        _bad_missing_layer,
+        _bad_one_point,
+        _bad_layer_scale,
+        _bad_dimension,
+        _bad_missing_column,
+        _bad_duplicate,
+        _bad_mixed_mouse,
+        _bad_missing_file,
+    ],
+)
+def test_validate_only_catches_each_bad_input_without_running(dataset, tmp_path, breaker):
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    needle = breaker(data)
+    results = tmp_path / "out"
+    proc = _run(data, results, "--validate-only")
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    report = json.loads((results / "validation_report.json").read_text())
+    errors = [c for c in report["checks"] if c["status"] == "error"]
+    assert any(needle in c["message"] for c in errors), errors
+    assert sorted(p.name for p in results.rglob("*") if p.is_file()) == [
+        "effective_config.json",
+        "validation_report.json",
+    ]  # nothing was run
+
+
+def test_validate_only_passes_a_good_dataset(dataset, tmp_path):
+    proc = _run(dataset.data_root, tmp_path / "out", "--validate-only")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (tmp_path / "out" / MOUSE).exists()
+
+
+def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
+    """Results attached as an asset beside the inputs, walked as the Allen GUI does (§6)."""
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    proc = _run(data, data / "alignprep_results")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for collection, n_shanks in (("ProbeA", 1), ("ProbeB", 4)):
+        probe = data / "alignprep_results" / MOUSE / RECORDING / collection
+        assert probe.parents[3] == data
+        mouse = probe.parent.parent
+        assert mouse.name == MOUSE and (mouse / "image_space_histology").is_dir()
+        assets = list(data.glob(f"SmartSPIM_{mouse.name}*"))
+        assert len(assets) == 1
+        for name in (
+            "ls_to_template_SyN_0GenericAffine.mat",
+            "ls_to_template_SyN_1InverseWarp.nii.gz",
+        ):
+            assert len(list(assets[0].glob(f"image_atlas_alignment/*/{name}"))) == 1
+        for name in ("syn_0GenericAffine.mat", "syn_1InverseWarp.nii.gz"):
+            assert (data / "spim_template_to_ccf" / name).is_file()
+        assert len(RECORDING.split("_")) > 2  # the GUI reads subject = recording_id.split('_')[1]
+        suffixes = [""] if n_shanks == 1 else [f"_shank{n}" for n in range(1, n_shanks + 1)]
+        for sfx in suffixes:  # exactly one file per GUI glob
+            assert len(list(probe.glob(f"*xyz_picks{sfx}_image_space.json"))) == 1
+            assert len(list(probe.glob(f"*xyz_picks{sfx}.json"))) == 1
+            bregma = np.array(json.loads((probe / f"xyz_picks{sfx}.json").read_text())["xyz_picks"])
+            assert in_allen25_box(bregma).all()  # um, IBL bregma
+            length_um = np.linalg.norm(bregma[-1] - bregma[0])
+            assert 500 < length_um < 12000  # um, not mm or m
+        assert not list(probe.glob("*channel_locations*")) and not list(probe.glob("prev_*"))
+    histology = data / "alignprep_results" / MOUSE / "image_space_histology"
+    assert len(list(histology.glob("ccf_in_*.nrrd"))) == 1
+    assert len(list(histology.glob("labels_in_*.nrrd"))) == 1
+    extra = [
+        p.name for p in histology.glob("*.nrrd") if re.fullmatch(r"Ex_\d+_Em_\d+\.nrrd", p.name)
+    ]
+    assert extra == ["Ex_488_Em_525.nrrd"]
+    labels, header = nrrd.read(str(histology / f"labels_in_{MOUSE}.nrrd"))
+    assert labels.dtype == np.int32 and set(np.unique(labels)) <= set(brain_regions().id.tolist())
+    assert header["space"] == "left-posterior-superior"
+    from alignprep.stages.datapackage import load_datapackage
+
+    package = load_datapackage(data / "alignprep_results" / MOUSE, data_root=data)
+    assert package.missing() == []
