@@ -6,6 +6,8 @@ import json
 import os
 import re
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,23 +28,32 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to a temporary sibling, then rename it onto ``path``.
+@contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary sibling to write; on success it becomes ``path`` (readable by others).
 
-    A reader never sees a partial file: either the old content or the new one.
+    A reader never sees a partial file: either the old content or the new one. On failure the
+    temporary file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp_name, _file_mode())  # mkstemp creates 0600; outputs are shared
-        os.replace(tmp_name, path)
+        yield tmp
+        os.chmod(tmp, _file_mode())  # mkstemp creates 0600; outputs are shared
+        os.replace(tmp, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
@@ -155,7 +166,6 @@ def write_nrrd_atomic(
 
     if tuple(volume_ijk.shape) != tuple(header.size):
         raise ValueError(f"{path.name}: array {volume_ijk.shape} vs header size {header.size}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     fields = {
         "dimension": 3,
         "space": "left-posterior-superior",
@@ -165,16 +175,9 @@ def write_nrrd_atomic(
         "encoding": "gzip",
         "space origin": header.origin,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.nrrd", dir=path.parent)
-    os.close(fd)
-    try:
-        nrrd.write(tmp_name, volume_ijk, fields, compression_level=compression_level)
-        _neutral_nrrd_date(Path(tmp_name))
-        os.chmod(tmp_name, _file_mode())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".tmp.nrrd") as tmp:
+        nrrd.write(str(tmp), volume_ijk, fields, compression_level=compression_level)
+        _neutral_nrrd_date(tmp)
     return path
 
 

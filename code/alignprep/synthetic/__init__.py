@@ -24,7 +24,15 @@ from ..space import atlas
 from ..space.frames import ImageHeader, direction_from_code, level_origin, native_header
 from ..space.pipeline_frame import REGISTRATION_LEVEL, bbox_lps, pipeline_frame
 from .geometry import SyntheticRegistration, box_header, invert_field, random_affine, smooth_field
-from .tracks import TrackSpec, default_tracks, write_annotations, write_manifest, write_ng_state
+from .tracks import (
+    TrackSpec,
+    default_tracks,
+    four_shank_tracks,
+    single_shank_track,
+    write_annotations,
+    write_manifest,
+    write_ng_state,
+)
 from .volumes import brain_volumes, downsample2, write_ants_image, write_ccf_volumes, write_json
 from .volumes import write_ome_zarr as _write_ome_zarr
 
@@ -70,32 +78,7 @@ class SyntheticSpec:
     @classmethod
     def real_scale(cls, seed: int = 0) -> SyntheticSpec:
         """Real SmartSPIM / CCF sizes: CCF 528x320x456; level 4 = 640x462x247 at 28.8/28.8/32 um."""
-        tracks = (
-            TrackSpec(
-                "ProbeA_track",
-                "ProbeA_annotations",
-                "ProbeA",
-                None,
-                None,
-                (4800.0, 6000.0),
-                (250.0, 200.0, 2000.0),
-                3000.0,
-                n_points=16,
-            ),
-            *(
-                TrackSpec(
-                    f"ProbeB_{'abcd'[k]}",
-                    "ProbeB_annotations",
-                    "ProbeB",
-                    k,
-                    k,
-                    (6100.0 + 250.0 * k, 6500.0),
-                    (0.0, -150.0, 2000.0),
-                    2500.0,
-                )
-                for k in range(4)
-            ),
-        )
+        tracks = (single_shank_track(6000.0, 3000.0, 16), *four_shank_tracks(6500.0, 2500.0))
         return cls(
             seed=seed,
             ccf_shape_apdvml=(528, 320, 456),

@@ -56,33 +56,41 @@ class TrackSpec:
         }
 
 
-def default_tracks() -> tuple[TrackSpec, ...]:
-    """An NP1.0 single-shank probe (left) and a 4-shank NP2.0 probe (right, 250 um pitch)."""
-    single = TrackSpec(
-        "ProbeA_track",
-        "ProbeA_annotations",
-        "ProbeA",
-        None,
-        None,
-        (4800.0, 1700.0),
-        (250.0, 200.0, 2000.0),
-        2200.0,
-        n_points=12,
-    )
-    shanks = tuple(
+def four_shank_tracks(ap_um: float, length_um: float) -> tuple[TrackSpec, ...]:
+    """A 4-shank NP2.0 probe ("ProbeB"): shanks 250 um apart in ML, right hemisphere."""
+    return tuple(
         TrackSpec(
             f"ProbeB_{'abcd'[k]}",
             "ProbeB_annotations",
             "ProbeB",
             k,
             k,
-            (6100.0 + 250.0 * k, 2300.0),
+            (6100.0 + 250.0 * k, ap_um),
             (0.0, -150.0, 2000.0),
-            1800.0,
+            length_um,
         )
         for k in range(4)
     )
-    return (single, *shanks)
+
+
+def single_shank_track(ap_um: float, length_um: float, n_points: int) -> TrackSpec:
+    """An NP1.0 probe ("ProbeA", one shank) in the left hemisphere."""
+    return TrackSpec(
+        "ProbeA_track",
+        "ProbeA_annotations",
+        "ProbeA",
+        None,
+        None,
+        (4800.0, ap_um),
+        (250.0, 200.0, 2000.0),
+        length_um,
+        n_points=n_points,
+    )
+
+
+def default_tracks() -> tuple[TrackSpec, ...]:
+    """An NP1.0 single-shank probe (left) and a 4-shank NP2.0 probe (right, 250 um pitch)."""
+    return (single_shank_track(1700.0, 2200.0, 12), *four_shank_tracks(2300.0, 1800.0))
 
 
 def sorted_recording(mouse_id: str) -> str:
