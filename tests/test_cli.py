@@ -113,8 +113,7 @@ def test_demo_runs_the_stages_on_synthetic_data(run_cli, tmp_path):
     assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
     picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
     assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
-    assert "7 ok, 0 unchanged, 0 failed" in proc.stderr  # 5 tracks, histology, datapackage
+    assert "9 ok, 0 unchanged, 0 failed" in proc.stderr  # 5 tracks, histology, 2 ephys, package
     histology = tmp_path / "r" / "000123" / "image_space_histology"
     assert (histology / "labels_in_000123.nrrd").is_file()
     assert (histology / "histology_registration_pipeline.nrrd").is_file()
-    assert "not implemented yet" in proc.stderr  # says plainly what it did not do

@@ -37,8 +37,9 @@ RUN_SPECIFIC = {
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """A synthetic dataset with voxel data (built once)."""
-    return build_dataset(tmp_path_factory.mktemp("pipeline") / "ds", SyntheticSpec())
+    """A synthetic dataset with voxel data and ephys assets (built once)."""
+    spec = SyntheticSpec(ephys_preset="test")
+    return build_dataset(tmp_path_factory.mktemp("pipeline") / "ds", spec)
 
 
 def _args(data: Path, results: Path, *extra: str) -> list[str]:
@@ -117,7 +118,7 @@ def test_one_broken_row_among_good_ones(dataset, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(dataset.data_root, data)
     ann = _break_layer(data, "ProbeB_b")
-    proc = _run(data, tmp_path / "out")
+    proc = _run(data, tmp_path / "out", "--skip-ephys")
     assert proc.returncode == 1, proc.stderr[-3000:]
     items = {i["name"]: i for i in _report(tmp_path / "out")["items"]}
     broken = items[f"track {RECORDING}/ProbeB/ProbeB_b_shank2"]
@@ -132,7 +133,7 @@ def test_one_broken_row_among_good_ones(dataset, tmp_path):
         "xyz_picks_shank3.json",
         "xyz_picks_shank4.json",
     ]
-    again = _run(data, tmp_path / "out", "--allow-partial")
+    again = _run(data, tmp_path / "out", "--allow-partial", "--skip-ephys")
     assert again.returncode == 0, again.stderr[-3000:]
     counts = _report(tmp_path / "out")["counts"]
     assert counts["failed"] == 1 and counts["ok"] + counts["skipped"] == len(items) - 1
@@ -140,7 +141,7 @@ def test_one_broken_row_among_good_ones(dataset, tmp_path):
 
 def _start_and_kill_after(data: Path, results: Path, marker: str) -> None:
     proc = subprocess.Popen(
-        [str(CODE_DIR / "run"), *_args(data, results)],
+        [str(CODE_DIR / "run"), *_args(data, results, "--skip-ephys")],
         env=_env(),
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
@@ -161,14 +162,14 @@ def _start_and_kill_after(data: Path, results: Path, marker: str) -> None:
 def test_killed_after_histology_restarts_without_redoing_it(dataset, tmp_path):
     results = tmp_path / "out"
     _start_and_kill_after(dataset.data_root, results, r"step phase 0: .* done in")
-    proc = _run(dataset.data_root, results)
+    proc = _run(dataset.data_root, results, "--skip-ephys")
     assert proc.returncode == 0, proc.stderr[-3000:]
     items = {i["name"]: i for i in _report(results)["items"]}
     assert items["histology"]["status"] == "skipped"
     assert items["histology"]["reason"] == "unchanged since the last run"
     assert not _temp_files(results)
     reference = tmp_path / "reference"
-    assert _run(dataset.data_root, reference).returncode == 0
+    assert _run(dataset.data_root, reference, "--skip-ephys").returncode == 0
     assert _hashes(results) == _hashes(reference)  # the restarted run equals an uninterrupted one
 
 
@@ -178,7 +179,7 @@ def test_killed_mid_write_leaves_no_partial_file(dataset, tmp_path):
     for path in results.rglob("*.nrrd"):  # whatever is there under a real name is complete
         if not outputs.TEMP_NAME.match(path.name):
             nrrd.read(str(path))
-    proc = _run(dataset.data_root, results)
+    proc = _run(dataset.data_root, results, "--skip-ephys")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not _temp_files(results)
     assert _report(results)["counts"]["failed"] == 0
@@ -248,6 +249,51 @@ def _bad_mixed_mouse(data: Path) -> str:
     return "999999"
 
 
+def _ephys_truth(data: Path) -> dict:
+    return json.loads((data.parent / "ephys_truth.json").read_text())
+
+
+def _bad_no_analyzer(data: Path) -> str:
+    truth = _ephys_truth(data)
+    name = truth["probes"]["ProbeA"]["groups"][0]["analyzer"]
+    for sub in ("postprocessed", "curated"):
+        shutil.rmtree(data / truth["sorted_recording"] / sub / name)
+    return "no spike-sorting analyzer for ProbeA"
+
+
+def _bad_no_raw_stream(data: Path) -> str:
+    from alignprep.synthetic.ephys import raw_zarr_path
+
+    truth = _ephys_truth(data)
+    stream = truth["probes"]["ProbeB"]["streams"]["ap"]
+    shutil.rmtree(raw_zarr_path(data / truth["recording_id"] / "ecephys", stream))
+    return "found none"
+
+
+def _bad_no_extension(data: Path) -> str:
+    truth = _ephys_truth(data)
+    name = truth["probes"]["ProbeB"]["groups"][1]["analyzer"]
+    folder = data / truth["sorted_recording"] / "postprocessed" / name
+    shutil.rmtree(folder / "extensions" / "spike_locations")
+    return "['spike_locations']"
+
+
+def _bad_short_recording(data: Path) -> str:
+    import spikeinterface as si
+
+    from alignprep.synthetic.ephys import raw_zarr_path
+
+    truth = _ephys_truth(data)
+    session = data / truth["recording_id"] / "ecephys"
+    zarr = raw_zarr_path(session, truth["probes"]["ProbeA"]["streams"]["lf"])
+    rec = si.read_zarr(zarr)
+    short = rec.frame_slice(0, int(2.5 * rec.get_sampling_frequency()))
+    short.save(format="zarr", folder=zarr.with_name("short.zarr"), progress_bar=False)
+    shutil.rmtree(zarr)
+    zarr.with_name("short.zarr").rename(zarr)
+    return "shorter than one RMS/LFP window"
+
+
 @pytest.mark.parametrize(
     "breaker",
     [
@@ -259,11 +305,16 @@ def _bad_mixed_mouse(data: Path) -> str:
         _bad_duplicate,
         _bad_mixed_mouse,
         _bad_missing_file,
+        _bad_no_analyzer,
+        _bad_no_raw_stream,
+        _bad_no_extension,
+        _bad_short_recording,
     ],
 )
 def test_validate_only_catches_each_bad_input_without_running(dataset, tmp_path, breaker):
     data = tmp_path / "data"
     shutil.copytree(dataset.data_root, data)
+    shutil.copy(dataset.root / "ephys_truth.json", tmp_path / "ephys_truth.json")
     needle = breaker(data)
     results = tmp_path / "out"
     proc = _run(data, results, "--validate-only")
@@ -283,12 +334,31 @@ def test_validate_only_passes_a_good_dataset(dataset, tmp_path):
     assert not (tmp_path / "out" / MOUSE).exists()
 
 
+def _check_alf(probe: Path) -> None:
+    """The ALF objects both GUIs load, in IBL units, with consistent lengths."""
+    from one.alf.io import check_dimensions, load_object
+
+    spikes, clusters = load_object(probe, "spikes"), load_object(probe, "clusters")
+    channels = load_object(probe, "channels")
+    for obj in (spikes, clusters, channels):
+        assert check_dimensions(obj) == 0
+    n_clu = len(clusters["channels"])
+    assert spikes["clusters"].max() < n_clu and np.all(np.diff(spikes["times"]) >= 0)
+    assert 0 < np.median(spikes["amps"]) < 1e-3  # volts (tens of uV), not uV
+    assert np.all(np.abs(clusters["peakToTrough"]) < 5)  # ms, not s or samples
+    assert clusters["channels"].max() < len(channels["rawInd"])
+    assert len(np.load(probe / "spike_shank_indices.npy")) == len(spikes["times"])
+    rms = np.load(probe / "_iblqc_ephysTimeRmsAP.rms.npy")
+    assert rms.shape[1] > channels["rawInd"].max()
+
+
 def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
     """Results attached as an asset beside the inputs, walked as the Allen GUI does (§6)."""
     data = tmp_path / "data"
     shutil.copytree(dataset.data_root, data)
     proc = _run(data, data / "alignprep_results")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _report(data / "alignprep_results")["counts"] == {"ok": 9, "skipped": 0, "failed": 0}
     for collection, n_shanks in (("ProbeA", 1), ("ProbeB", 4)):
         probe = data / "alignprep_results" / MOUSE / RECORDING / collection
         assert probe.parents[3] == data
@@ -313,6 +383,7 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
             length_um = np.linalg.norm(bregma[-1] - bregma[0])
             assert 500 < length_um < 12000  # um, not mm or m
         assert not list(probe.glob("*channel_locations*")) and not list(probe.glob("prev_*"))
+        _check_alf(probe)
     histology = data / "alignprep_results" / MOUSE / "image_space_histology"
     assert len(list(histology.glob("ccf_in_*.nrrd"))) == 1
     assert len(list(histology.glob("labels_in_*.nrrd"))) == 1

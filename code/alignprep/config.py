@@ -21,6 +21,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     PrivateAttr,
     ValidationError,
@@ -112,6 +113,21 @@ class ReferenceParams(_Section):
     )
 
 
+class EphysParams(_Section):
+    """Ephys extraction options (aind-ephys-ibl-gui-conversion)."""
+
+    rms_window_duration_s: PositiveFloat = Field(
+        description="Length (s) of each RMS / LFP power window; a shorter raw stream is refused."
+    )
+    rms_window_interval_s: PositiveFloat = Field(
+        description="Largest spacing (s) between those windows (shortened for short recordings)."
+    )
+    min_duration_s: NonNegativeFloat = Field(
+        description="Converter min_duration_secs; 0 keeps every analyzer the stage selected "
+        "(the converter's 300 crashes on short multi-shank recordings)."
+    )
+
+
 class CheckParams(_Section):
     """Pre-flight resource thresholds."""
 
@@ -148,6 +164,7 @@ class PipelineConfig(_Section):
     histology: HistologyParams
     tracks: TrackParams
     references: ReferenceParams
+    ephys: EphysParams
     checks: CheckParams
 
     _effective_n_jobs: int = PrivateAttr(default=1)

@@ -13,32 +13,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
 
 from . import outputs
 from .config import ParamLayer, PipelineConfig, available_cpus, build_config
 from .errors import ExitCode, InputError
 from .executors import Mode, execute
-from .logs import configure_logging, get_logger, step
-from .state import FileDigests, RunState, fingerprint
+from .logs import get_logger, step
+from .state import RunState
+from .tasks import ItemResult, Job, Task, run_task
 
 log = get_logger("pipeline")
-
-Status = Literal["ok", "failed", "skipped"]
-NOT_YET = "the ephys stage is not implemented yet in this release"
-UNCHANGED = "unchanged since the last run"
-
-
-@dataclass(frozen=True)
-class ItemResult:
-    """Outcome of one planned item (a mouse's histology, a track, a probe's ephys)."""
-
-    name: str
-    status: Status
-    reason: str = ""
-    seconds: float = 0.0
-    fingerprint: str = ""
-    files: tuple[str, ...] = ()  # relative to the mouse folder
 
 
 @dataclass
@@ -65,26 +49,6 @@ class ProcessResult:
         return ExitCode.RUN_FAILED
 
 
-@dataclass(frozen=True)
-class Task:
-    """A unit of scheduling: produces one or more items."""
-
-    key: str
-    kind: Literal["histology", "tracks"]
-    phase: int
-
-
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs to run a task (picklable)."""
-
-    config: PipelineConfig
-    manifest_path: Path
-    task: Task
-    excluded: dict[int, str]  # manifest line -> validation error
-    histology_error: str = ""
-
-
 def log_parameters(config: PipelineConfig) -> None:
     """The parameter dump at the start of a run, and the effective worker count."""
     log.info("parameters:\n%s", json.dumps(config.to_json_dict(), indent=2, sort_keys=True))
@@ -102,7 +66,7 @@ def demo_config(config: PipelineConfig) -> PipelineConfig:
 
     root = config.scratch_root / "demo_dataset"
     with step("build synthetic demo dataset"):
-        dataset = build_dataset(root, SyntheticSpec())
+        dataset = build_dataset(root, SyntheticSpec(ephys_preset="test"))
     log.info("demo dataset: %s (ground truth: %s)", dataset.data_root, dataset.truth_path)
     values = config.to_json_dict()
     values.pop("effective")
@@ -111,105 +75,14 @@ def demo_config(config: PipelineConfig) -> PipelineConfig:
     return build_config([ParamLayer("--demo", values)])
 
 
-def run_task(job: Job) -> list[ItemResult]:
-    """Run one task in whatever process or thread the executor chose."""
-    from .inputs.manifest import read_manifest
-    from .stages.context import MouseContext
+def plan(config: PipelineConfig, manifest) -> list[Task]:
+    """The tasks of one mouse: phase 0 histology and each probe's ephys, phase 1 the tracks."""
+    from .stages.ephys import plan_ephys
 
-    configure_logging(job.config.log_level)  # spawned workers start without handlers
-    manifest = read_manifest(job.manifest_path)
-    ctx = MouseContext.prepare(job.config, manifest)
-    state = RunState(outputs.mouse_dir(job.config.results_root, manifest.mouse_id))
-    if job.task.kind == "histology":
-        return [_histology_item(ctx, state, job.histology_error)]
-    return _track_items(ctx, manifest, state, job.excluded)
-
-
-def _context_inputs(ctx, digests: FileDigests) -> dict[str, str]:
-    """Digests of what every item of the mouse depends on: transforms, image geometry."""
-    ms = ctx.multiscale
-    files = {str(p): digests.file(p) for p in ctx.to_ccf.files}
-    for name in ("metadata.nd.json", "processing.json"):
-        files[name] = digests.file(ctx.asset.path / name)
-    files["zattrs"] = digests.file(ms.path / ".zattrs")
-    files["level0"] = digests.file(ms.path / ms.levels[0].path / ".zarray")
-    return files
-
-
-def _histology_item(ctx, state: RunState, validation_error: str) -> ItemResult:
-    from .stages.histology import run_histology
-
-    name, cfg = "histology", ctx.config
-    if validation_error:
-        return ItemResult(name, "failed", f"validation: {validation_error}")
-    refs = cfg.references
-    inputs = _context_inputs(ctx, state.digests)
-    for path in (refs.ccf_template, refs.ccf_labels_compact, refs.ccf_labels_unique_values):
-        inputs[str(path)] = state.digests.file(path)
-    for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration):
-        if r.warp is not None:
-            inputs[str(r.warp)] = state.digests.file(r.warp)
-    level = ctx.multiscale.choose_level(cfg.histology.desired_voxel_size_um)
-    for channel, zarr_path in ctx.asset.channels.items():
-        inputs[channel] = state.digests.tree(zarr_path / level.path)
-    params = {"histology": cfg.histology.model_dump(mode="json")}
-    fp = fingerprint(params, inputs)
-    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
-    if state.is_done(name, fp, mouse):
-        return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
-    t0_s = time.perf_counter()
-    hist = run_histology(ctx)
-    files = tuple(str(p.relative_to(mouse)) for p in hist.files)
-    return ItemResult(
-        name,
-        "ok" if hist.status == "ok" else "failed",
-        hist.reason,
-        time.perf_counter() - t0_s,
-        fp,
-        files,
-    )
-
-
-def _track_items(ctx, manifest, state: RunState, excluded: dict[int, str]) -> list[ItemResult]:
-    from .inputs.neuroglancer import find_probe_file
-    from .stages.probes import fail_track, log_results, plan_tracks, process_row
-
-    cfg, items = ctx.config, []
-    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
-    shared = _context_inputs(ctx, state.digests)
-    results = plan_tracks(cfg, manifest)
-    for res in results:
-        name = f"track {res.name}"
-        if res.status == "ok" and res.row.line in excluded:
-            fail_track(cfg, ctx.mouse_id, res, f"validation: {excluded[res.row.line]}")
-        if res.status != "ok":
-            items.append(ItemResult(name, "failed", res.reason))
-            continue
-        row = {k: v for k, v in asdict(res.row).items() if k != "line"}
-        try:
-            annotation = find_probe_file(cfg.data_root, res.row.probe_file)
-        except InputError as exc:
-            fail_track(cfg, ctx.mouse_id, res, str(exc))
-            items.append(ItemResult(name, "failed", res.reason))
-            continue
-        inputs = {**shared, "annotation": state.digests.file(annotation)}
-        params = {"tracks": cfg.tracks.model_dump(mode="json"), "row": row, "suffix": res.suffix}
-        fp = fingerprint(params, inputs)
-        if state.is_done(name, fp, mouse):
-            items.append(ItemResult(name, "skipped", UNCHANGED, fingerprint=fp))
-            continue
-        t0_s = time.perf_counter()
-        process_row(ctx, res)
-        files = tuple(str(Path(p).relative_to(mouse)) for p in res.files)
-        status: Status = "ok" if res.status == "ok" else "failed"
-        items.append(ItemResult(name, status, res.reason, time.perf_counter() - t0_s, fp, files))
-    log_results(results)
-    return items
-
-
-def plan(config: PipelineConfig) -> list[Task]:
-    """The tasks of one mouse, by phase."""
-    return [Task("histology", "histology", 0), Task("tracks", "tracks", 1)]
+    tasks = [Task("histology", "histology", 0)]
+    if not config.skip_ephys:
+        tasks += [Task(f"ephys {j.name}", "ephys", 0, j.name) for j in plan_ephys(manifest)]
+    return [*tasks, Task("tracks", "tracks", 1)]
 
 
 def executor_mode(config: PipelineConfig) -> Mode:
@@ -261,13 +134,15 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
         log.warning("removed %s, left by an interrupted run", stale)
     state = RunState(mouse)
     mode = executor_mode(config)
-    tasks = plan(config)
+    tasks = plan(config, manifest)
+    probe_errors = report.errors_for("probe")
     times: dict[str, tuple[datetime, datetime]] = {}
     for phase in sorted({t.phase for t in tasks}):
+        phase_tasks = [t for t in tasks if t.phase == phase]
+        n_threads = max(1, config.effective_n_jobs // len(phase_tasks))
         jobs = [
-            Job(config, manifest_path, t, excluded, histology_error)
-            for t in tasks
-            if t.phase == phase
+            Job(config, manifest_path, t, excluded, histology_error, probe_errors, n_threads)
+            for t in phase_tasks
         ]
         start = datetime.now(UTC)
         with step(f"phase {phase}: {', '.join(j.task.key for j in jobs)} ({mode})"):
@@ -280,7 +155,8 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
     with step("datapackage and provenance"):
         package_and_provenance(config, manifest, result, times)
     result.items.sort(key=lambda item: item.name)
-    result.notes.append(NOT_YET)
+    if config.skip_ephys:
+        result.notes.append("ephys skipped (skip_ephys)")
     for note in result.notes:
         log.warning("%s", note)
     write_run_report(config, manifest.mouse_id, result, time.perf_counter() - t0_s)
@@ -309,10 +185,22 @@ def package_and_provenance(
         if res.status == "ok" and f"track {res.name}" not in done:
             res.status = "failed"
     histology = HistologyResult(status="ok" if "histology" in done else "failed")
+    ephys_dirs = None
+    if not config.skip_ephys:
+        from .stages.ephys import plan_ephys
+
+        ephys_dirs = {
+            (j.recording_id, j.collection): outputs.probe_dir(
+                config.results_root, manifest.mouse_id, j.recording_id, j.collection
+            )
+            if f"ephys {j.name}" in done
+            else None
+            for j in plan_ephys(manifest)
+        }
     start = datetime.now(UTC)
     try:
         ctx = MouseContext.prepare(config, manifest)
-        package = write_datapackage(ctx, tracks, histology, None)  # ephys: not in this release
+        package = write_datapackage(ctx, tracks, histology, ephys_dirs)
         result.notes += package.warnings
         result.items.append(ItemResult("datapackage", "ok"))
     except (PackageError, InputError, ValueError) as exc:

@@ -200,6 +200,8 @@ def validate(config: PipelineConfig) -> ValidationReport:
     )
     if not config.references.lca_template.is_file():
         report.add("mouse", "LCA template", "warning", f"{config.references.lca_template} missing")
+    if not config.skip_ephys:
+        check_probes(config, manifest, report)
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
     for row in manifest.rows:
         key = str(row.line)
@@ -212,6 +214,39 @@ def validate(config: PipelineConfig) -> ValidationReport:
         for warning in result[1] if result else []:
             report.add("row", "track", "warning", warning, key)
     return report
+
+
+def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationReport) -> None:
+    """Every probe folder's sorted and raw inputs, as the ephys stage will find them."""
+    from ..inputs.sorted import discover_probe
+    from .ephys import EphysSettings, check_durations, plan_ephys
+
+    settings = EphysSettings.from_config(config)
+    for job in plan_ephys(manifest):
+        guard = _guard(report, "probe", "sorted and raw ephys inputs", job.name)
+
+        def check(job=job) -> list[str]:
+            if job.problem:
+                raise ValueError(job.problem)
+            surface = config.input_path(job.surface_finding) if job.surface_finding else None
+            inputs = discover_probe(
+                config.data_root,
+                job.recording_id,
+                job.sorted_recording,
+                job.collection,
+                job.ephys_shanks,
+                surface,
+            )
+            if not inputs.analyzers:
+                raise ValueError(
+                    f"no spike-sorting analyzer for {job.collection} in {inputs.sorted_asset}: "
+                    "only channels and QC could be written"
+                )
+            check_durations(inputs, settings)
+            return list(inputs.warnings)
+
+        for warning in guard(check) or []:
+            report.add("probe", "ephys inputs", "warning", warning, job.name)
 
 
 def write_report(config: PipelineConfig, report: ValidationReport) -> Path:

@@ -69,6 +69,7 @@ class SyntheticSpec:
     ng_voxel_origin: str = "center"
     registration_frame: str = "pipeline"  # "native": registered in F2, with a transform sidecar
     level0_size_xyz: tuple[int, int, int] | None = None  # None: fit the brain plus margins
+    ephys_preset: str | None = None  # "test" / "benchmark": also build the ephys assets
     tracks: tuple[TrackSpec, ...] = field(default_factory=default_tracks)
 
     def affine_only(self) -> SyntheticSpec:
@@ -210,6 +211,16 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
         data / "neuroglancer.json", asset_name, [REG_CHANNEL, OTHER_CHANNEL], spec
     )
     manifest = write_manifest(data / "manifest.csv", spec, ng_files)
+    if spec.ephys_preset:
+        from .ephys import build_ephys
+
+        build_ephys(
+            data,
+            mouse_id=spec.mouse_id,
+            seed=spec.seed,
+            preset=spec.ephys_preset,
+            truth_path=Path(root) / "ephys_truth.json",
+        )
     truth = {
         "spec": {k: v for k, v in asdict(spec).items() if k != "tracks"},
         "asset": asset_name,
@@ -221,6 +232,7 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
         "pipeline_steps": list(frame.steps),
         "registration_frame": spec.registration_frame,
         "tracks": truth_tracks,
+        "ephys_truth": "ephys_truth.json" if spec.ephys_preset else None,
     }
     truth_path = write_json(Path(root) / "truth.json", truth)
     return SyntheticDataset(Path(root), data, asset, manifest, state, truth_path)
