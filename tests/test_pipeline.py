@@ -398,3 +398,24 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
 
     package = load_datapackage(data / "alignprep_results" / MOUSE, data_root=data)
     assert package.missing() == []
+
+
+def test_changed_inputs_redo_exactly_what_depends_on_them(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    results = tmp_path / "out"
+    assert _run(data, results, "--skip-ephys").returncode == 0
+    path = data / "probe_annotations" / "ProbeA_annotations.json"
+    state = json.loads(path.read_text())
+    state["layers"][0]["annotations"][-1]["point"][0] += 3.0  # move ProbeA's tip 5.4 um
+    path.write_text(json.dumps(state))
+    assert _run(data, results, "--skip-ephys").returncode == 0
+    status = {i["name"]: i["status"] for i in _report(results)["items"]}
+    assert status.pop(f"track {RECORDING}/ProbeA/ProbeA_track") == "ok"  # redone
+    assert status.pop("datapackage") == "ok"  # the index is always rewritten
+    assert set(status.values()) == {"skipped"}  # histology and the other tracks
+    params = json.dumps({**json.loads(CHECKS), "histology": {"output_voxel_size_um": 40}})
+    assert _run(data, results, "--skip-ephys", "--params", params).returncode == 0
+    status = {i["name"]: i["status"] for i in _report(results)["items"]}
+    assert status.pop("histology") == "ok" and status.pop("datapackage") == "ok"
+    assert set(status.values()) == {"skipped"}  # tracks do not depend on the histology grid
