@@ -176,3 +176,12 @@ def test_readme_params_table_lists_every_key_with_its_default():
 @pytest.mark.parametrize("script", ["environment/setup", "environment/lock", ".ci/run", "code/run"])
 def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(REPO_ROOT / script)], check=True)
+
+
+@pytest.mark.parametrize("name", ["histology", "ephys"])
+def test_benchmark_scripts_parse_their_arguments(name):
+    """The on-demand benchmarks stay runnable: ``--help`` works (nothing is measured here)."""
+    script = REPO_ROOT / "tests" / "benchmarks" / f"{name}.py"
+    proc = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage:" in proc.stdout
