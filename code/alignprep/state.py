@@ -58,8 +58,13 @@ class FileDigests:
         return h.hexdigest()
 
     def save(self) -> None:
-        """Persist the cache (atomic)."""
-        outputs.write_bytes_atomic(self.cache_path, json.dumps(self.cache).encode())
+        """Persist the cache (atomic), merged with what other processes saved meanwhile."""
+        try:
+            merged = json.loads(self.cache_path.read_text())
+        except (OSError, ValueError):
+            merged = {}
+        merged.update(self.cache)
+        outputs.write_bytes_atomic(self.cache_path, json.dumps(merged, sort_keys=True).encode())
 
 
 def fingerprint(params: Any, inputs: dict[str, str]) -> str:

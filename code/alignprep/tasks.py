@@ -64,13 +64,16 @@ def run_task(job: Job) -> list[ItemResult]:
 
     configure_logging(job.config.log_level)  # spawned workers start without handlers
     manifest = read_manifest(job.manifest_path)
-    ctx = MouseContext.prepare(job.config, manifest)
     state = RunState(outputs.mouse_dir(job.config.results_root, manifest.mouse_id))
-    if job.task.kind == "histology":
-        return [_histology_item(ctx, state, job.histology_error)]
-    if job.task.kind == "ephys":
-        return [_ephys_item(job, manifest, state)]
-    return _track_items(ctx, manifest, state, job.excluded)
+    try:
+        if job.task.kind == "ephys":
+            return [_ephys_item(job, manifest, state)]
+        ctx = MouseContext.prepare(job.config, manifest)
+        if job.task.kind == "histology":
+            return [_histology_item(ctx, state, job.histology_error)]
+        return _track_items(ctx, manifest, state, job.excluded)
+    finally:
+        state.digests.save()  # input digests computed here serve the next run
 
 
 def _ephys_item(job: Job, manifest, state: RunState) -> ItemResult:
