@@ -58,9 +58,3 @@ class InputError(AlignprepError):
         if key is not None:
             where.append(f"key {key!r}")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
-
-
-class ValidationFailedError(AlignprepError):
-    """Pre-flight validation found errors."""
-
-    exit_code = ExitCode.VALIDATION_FAILED

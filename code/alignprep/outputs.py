@@ -72,9 +72,8 @@ def remove_stale_temp_files(root: Path) -> list[Path]:
 
 
 def write_json_atomic(path: Path, obj: Any) -> Path:
-    """Write ``obj`` as indented, key-sorted JSON (stable bytes for equal content)."""
-    text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-    return write_bytes_atomic(path, text.encode("utf-8"))
+    """Write ``obj`` as :func:`json_bytes` (stable bytes for equal content), atomically."""
+    return write_bytes_atomic(path, json_bytes(obj))
 
 
 # --- layout ----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .locate import read_json_object
 
 # Length units of NGFF axes -> millimetres.
 UNIT_TO_MM = {
@@ -108,7 +108,7 @@ class _LazySpatial:
 def read_multiscale(path: Path) -> Multiscale:
     """Parse ``<channel>.zarr/.zattrs`` and every level's ``.zarray``; check the pyramid."""
     path = Path(path)
-    attrs = _read_json(path / ".zattrs", path)
+    attrs = read_json_object(path / ".zattrs")
     try:
         ms = attrs["multiscales"][0]
     except (KeyError, IndexError, TypeError):
@@ -141,7 +141,7 @@ def read_multiscale(path: Path) -> Multiscale:
         if not isinstance(ds, dict) or "path" not in ds:
             raise InputError(f"multiscales[0].datasets[{k}] has no 'path'", file=path)
         scale = _scale_of(ds, len(names), path, k)
-        zarray = _read_json(path / ds["path"] / ".zarray", path)
+        zarray = read_json_object(path / ds["path"] / ".zarray")
         shape = zarray.get("shape")
         if not isinstance(shape, list):
             raise InputError(f"level {k}: .zarray has no 'shape' list", file=path)
@@ -206,15 +206,3 @@ def check_same_pyramid(reference: Multiscale, other: Multiscale) -> None:
             f"{len(other.levels)} levels, the registration channel has {len(reference.levels)}",
             file=other.path,
         )
-
-
-def _read_json(path: Path, where: Path) -> dict[str, Any]:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path.name} not found", file=path.parent) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read {path.name}: {exc}", file=where) from None
-    if not isinstance(obj, dict):
-        raise InputError(f"{path.name}: expected a JSON object", file=where)
-    return obj

@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..space.atlas import check_ccf_header
 from ..space.frames import ImageHeader
 from ..space.transforms import Registration
-from .smartspim import read_json
+from .locate import read_json_object
 
 T2C_PIPELINE_PREFIX = "syn_"
 T2C_OVERRIDE_PREFIX = "template_to_ccf_"
@@ -44,7 +44,7 @@ def template_to_ccf(config: PipelineConfig, override: str | None = None) -> Temp
                 f"({' or '.join(T2C_SIDECARS)})",
                 file=directory,
             )
-        return TemplateToCcf(reg, directory, True, read_json(sidecar_path))
+        return TemplateToCcf(reg, directory, True, read_json_object(sidecar_path))
     directory = config.references.template_to_ccf_dir
     return TemplateToCcf(
         Registration.from_prefix(directory / T2C_PIPELINE_PREFIX), directory, False, None

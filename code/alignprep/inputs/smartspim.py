@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from packaging.version import InvalidVersion, Version
 from ..errors import InputError
 from ..space.frames import validate_code
 from ..space.transforms import Registration
+from .locate import read_json_object
 from .omezarr import Multiscale, check_same_pyramid, read_multiscale
 
 OMEZARR_DIR = Path("image_tile_fusing") / "OMEZarr"
@@ -22,19 +22,6 @@ ATLAS_ALIGNMENT_NOTES = "Template based registration: LS -> template -> Allen CC
 SIDECAR_NAMES = ("ls_to_template_transform_information.json", "transform_information.json")
 
 
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; InputError naming the file otherwise."""
-    try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("file not found", file=path) from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"cannot read JSON: {exc}", file=path) from None
-    if not isinstance(obj, dict):
-        raise InputError("expected a JSON object", file=path)
-    return obj
-
-
 def orientation_code(metadata_path: Path) -> str:
     """ITK orientation code from ``metadata.nd.json`` ``acquisition.axes`` (inputs.md §5).
 
@@ -42,7 +29,7 @@ def orientation_code(metadata_path: Path) -> str:
     character of the last ``_`` token; letters are mapped by name onto zarr (z, y, x), then
     reversed to ITK (x, y, z).
     """
-    meta = read_json(metadata_path)
+    meta = read_json_object(metadata_path)
     acquisition = meta.get("acquisition")
     axes = acquisition.get("axes") if isinstance(acquisition, dict) else None
     if not isinstance(axes, list) or len(axes) != 3:
@@ -80,7 +67,7 @@ class Processing:
 
 def read_processing(path: Path) -> Processing:
     """Pipeline version (major >= 3), zarr-import version, registration channel (inputs.md §6)."""
-    proc = read_json(path).get("processing_pipeline")
+    proc = read_json_object(path).get("processing_pipeline")
     if not isinstance(proc, dict):
         raise InputError("no processing_pipeline object", file=path)
     warnings = []
@@ -193,7 +180,7 @@ def discover(asset: Path, registration_override: Path | None = None) -> SmartSpi
             f"({' or '.join(SIDECAR_NAMES)})",
             file=reg_dir,
         )
-    sidecar = read_json(sidecar_path) if sidecar_path else None
+    sidecar = read_json_object(sidecar_path) if sidecar_path else None
     return SmartSpimAsset(
         asset, code, processing, channel, channels, reg_dir, registration, sidecar, sidecar_path
     )

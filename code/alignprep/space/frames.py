@@ -213,10 +213,3 @@ def reorient(header: ImageHeader, code: str) -> tuple[ImageHeader, np.ndarray]:
     origin = header.index_to_physical(corner)[0]
     new = ImageHeader(origin, new_spacing, direction_from_code(code), tuple(new_size))
     return new, transform
-
-
-def with_geometry_of(grid: ImageHeader, other: ImageHeader) -> ImageHeader:
-    """``other``'s origin and spacing on ``grid``'s size and direction (paired voxel grids)."""
-    if not np.allclose(grid.direction, other.direction):
-        raise ValueError("paired grids must share their direction")
-    return ImageHeader(other.origin, other.spacing, grid.direction, grid.size)

@@ -119,7 +119,7 @@ class _Writer:
         self.files.append(outputs.write_nrrd_atomic(path, volume, header))
 
     def json(self, path: Path, obj: object) -> None:
-        self.files.append(outputs.write_bytes_atomic(path, outputs.json_bytes(obj)))
+        self.files.append(outputs.write_json_atomic(path, obj))
 
     def remove(self) -> None:
         for path in self.files:

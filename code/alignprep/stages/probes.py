@@ -105,10 +105,7 @@ def write_track(
     ctx: MouseContext, row: ManifestRow, suffix: str, frames: dict[str, np.ndarray]
 ) -> list[Path]:
     """Write every file of one track; the GUI pick files twice, byte-identical."""
-    root = ctx.config.results_root
-    tracks = outputs.track_paths(root, ctx.mouse_id, row.histology_track_id, suffix)
-    probe = outputs.probe_dir(root, ctx.mouse_id, row.recording_id, row.ephys_collection)
-    picks = outputs.picks_paths(probe, suffix)
+    tracks, picks = row_paths(ctx.config, ctx.mouse_id, row, suffix)
     label = f"{row.histology_track_id}{suffix}"
     image_json = outputs.json_bytes({"xyz_picks": frames["image_ras_um"].tolist()})
     bregma_json = outputs.json_bytes({"xyz_picks": frames["bregma_um"].tolist()})
@@ -132,11 +129,19 @@ def write_track(
     return written
 
 
-def row_outputs(config: PipelineConfig, mouse_id: str, row: ManifestRow, suffix: str) -> list[Path]:
-    """Every path :func:`write_track` writes for a row."""
+def row_paths(
+    config: PipelineConfig, mouse_id: str, row: ManifestRow, suffix: str
+) -> tuple[dict[str, Path], dict[str, Path]]:
+    """The ``track_data`` copies and the probe-folder pick files of one row."""
     probe = outputs.probe_dir(config.results_root, mouse_id, row.recording_id, row.ephys_collection)
     tracks = outputs.track_paths(config.results_root, mouse_id, row.histology_track_id, suffix)
-    return [*tracks.values(), *outputs.picks_paths(probe, suffix).values()]
+    return tracks, outputs.picks_paths(probe, suffix)
+
+
+def row_outputs(config: PipelineConfig, mouse_id: str, row: ManifestRow, suffix: str) -> list[Path]:
+    """Every path :func:`write_track` writes for a row."""
+    tracks, picks = row_paths(config, mouse_id, row, suffix)
+    return [*tracks.values(), *picks.values()]
 
 
 def remove_outputs(paths: list[Path]) -> None:

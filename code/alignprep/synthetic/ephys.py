@@ -15,7 +15,6 @@ the band RMS and the LFP spectral peak have analytic values (:func:`band_rms_uv`
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from spikeinterface.core import BaseRecordingSegment
 from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor
 
 from .tracks import SESSION, sorted_recording
+from .volumes import write_json
 
 RECORD_NODE = "Record Node 104"
 DEVICE = "Neuropix-PXI-100"
@@ -237,9 +237,9 @@ def build_ephys(
             truth["probes"][probe] = builders[probe](target, probe, int(rng.integers(2**31)))
     _write_open_ephys(target.session / "ecephys_clipped", target.oebin)
     description = {"name": target.sorted_dir.name, "source_data": [rid], "input_data_name": rid}
-    _write_json(target.sorted_dir / "data_description.json", description)
-    _write_json(target.session.parent / "data_description.json", {"name": rid})
-    _write_json(truth_path or data_root.parent / "ephys_truth.json", truth)
+    write_json(target.sorted_dir / "data_description.json", description)
+    write_json(target.session.parent / "data_description.json", {"name": rid})
+    write_json(truth_path or data_root.parent / "ephys_truth.json", truth)
     return truth
 
 
@@ -425,12 +425,7 @@ def _write_open_ephys(clipped: Path, continuous: list[dict[str, Any]]) -> None:
         (folder / "continuous.dat").write_bytes(b"")
         np.save(folder / "sample_numbers.npy", np.zeros(0, dtype=np.int64))
         np.save(folder / "timestamps.npy", np.zeros(0, dtype=np.float64))
-    _write_json(
+    write_json(
         rec_dir / "structure.oebin",
         {"GUI version": "0.6.7", "continuous": continuous, "events": [], "spikes": []},
     )
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1) + "\n")
