@@ -153,7 +153,7 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
         for job in jobs:
             times[job.task.kind] = (start, datetime.now(UTC))
     with step("datapackage and provenance"):
-        package_and_provenance(config, manifest, result, times)
+        package_and_provenance(report.context, manifest, result, times)
     result.items.sort(key=lambda item: item.name)
     if config.skip_ephys:
         result.notes.append("ephys skipped (skip_ephys)")
@@ -166,19 +166,22 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
 
 
 def package_and_provenance(
-    config: PipelineConfig,
+    ctx,
     manifest,
     result: ProcessResult,
     times: dict[str, tuple[datetime, datetime]],
 ) -> None:
-    """``datapackage.json`` from what succeeded, then ``processing.json`` (aind-data-schema)."""
-    from .stages.context import MouseContext
+    """``datapackage.json`` from what succeeded, then ``processing.json`` (aind-data-schema).
+
+    ``ctx`` is the mouse context validation already discovered (no fatal error means it exists).
+    """
     from .stages.datapackage import PackageError
     from .stages.histology import HistologyResult
     from .stages.package import write_datapackage
     from .stages.probes import plan_tracks
     from .stages.provenance import StageRun, write_processing
 
+    config = ctx.config
     done = {item.name for item in result.items if item.status in ("ok", "skipped")}
     tracks = plan_tracks(config, manifest)
     for res in tracks:  # success keyed by (track, shank): the row's own item
@@ -199,7 +202,6 @@ def package_and_provenance(
         }
     start = datetime.now(UTC)
     try:
-        ctx = MouseContext.prepare(config, manifest)
         package = write_datapackage(ctx, tracks, histology, ephys_dirs)
         result.notes += package.warnings
         result.items.append(ItemResult("datapackage", "ok"))

@@ -4,6 +4,8 @@ SmartSPIM OME-Zarr pyramid of the individual brain, all consistent with the synt
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -115,45 +117,57 @@ def write_ome_zarr(
 ) -> None:
     """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks."""
     import zarr
+
+    with _single_threaded_blosc():
+        root = zarr.open_group(str(path), mode="w")
+        datasets = []
+        for k, (data, shape) in enumerate(zip(levels, shapes_zyx, strict=True)):
+            arr = root.create_dataset(
+                str(k),
+                shape=(1, 1, *shape),
+                chunks=(1, 1, *chunks),
+                dtype="uint16",
+                fill_value=0,
+                write_empty_chunks=False,
+                dimension_separator="/",
+            )
+            if data is not None:
+                arr[0, 0] = data
+            scale = [1.0, 1.0, *(np.asarray(spacing0_um_zyx) * 2**k).tolist()]
+            datasets.append(
+                {
+                    "path": str(k),
+                    "coordinateTransformations": [
+                        {"type": "scale", "scale": scale},
+                        {"type": "translation", "translation": [0] * 5},
+                    ],
+                }
+            )
+        root.attrs["multiscales"] = [
+            {
+                "version": "0.4",
+                "name": path.name.removesuffix(".zarr"),
+                "axes": [
+                    {"name": "t", "type": "time", "unit": "millisecond"},
+                    {"name": "c", "type": "channel"},
+                    *({"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"),
+                ],
+                "datasets": datasets,
+            }
+        ]
+
+
+@contextmanager
+def _single_threaded_blosc() -> Iterator[None]:
+    """Threaded Blosc output bytes vary between processes; restore the global setting after."""
     from numcodecs import blosc
 
-    blosc.use_threads = False  # threaded Blosc output bytes vary between processes
-    root = zarr.open_group(str(path), mode="w")
-    datasets = []
-    for k, (data, shape) in enumerate(zip(levels, shapes_zyx, strict=True)):
-        arr = root.create_dataset(
-            str(k),
-            shape=(1, 1, *shape),
-            chunks=(1, 1, *chunks),
-            dtype="uint16",
-            fill_value=0,
-            write_empty_chunks=False,
-            dimension_separator="/",
-        )
-        if data is not None:
-            arr[0, 0] = data
-        scale = [1.0, 1.0, *(np.asarray(spacing0_um_zyx) * 2**k).tolist()]
-        datasets.append(
-            {
-                "path": str(k),
-                "coordinateTransformations": [
-                    {"type": "scale", "scale": scale},
-                    {"type": "translation", "translation": [0] * 5},
-                ],
-            }
-        )
-    root.attrs["multiscales"] = [
-        {
-            "version": "0.4",
-            "name": path.name.removesuffix(".zarr"),
-            "axes": [
-                {"name": "t", "type": "time", "unit": "millisecond"},
-                {"name": "c", "type": "channel"},
-                *({"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"),
-            ],
-            "datasets": datasets,
-        }
-    ]
+    before = blosc.use_threads
+    blosc.use_threads = False
+    try:
+        yield
+    finally:
+        blosc.use_threads = before
 
 
 def downsample2(volume: np.ndarray) -> np.ndarray:
