@@ -25,8 +25,9 @@ def test_help_from_any_directory_lists_every_flag_with_its_default(run_cli):
 
 
 def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path):
-    """Written even when the run then stops (here: validation, no manifest in the data root)."""
+    """Written once the roots pass, even when the run then stops (here: no manifest)."""
     results = tmp_path / "res"
+    (tmp_path / "elsewhere" / "rel_data").mkdir(parents=True)
     proc = run_cli(
         "--results-root",
         str(results),
@@ -57,7 +58,32 @@ def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path)
     assert re.search(r"step write effective config: done in \d+\.\d\d s", proc.stderr)
     assert "n_jobs: requested 0.5 -> effective 1" in proc.stderr
     # validation names what is wrong
-    assert "rel_data is not a folder" in proc.stderr
+    assert "expected exactly one manifest (*.csv)" in proc.stderr
+
+
+def test_missing_data_root_stops_before_writing_anything(run_cli, tmp_path):
+    results, scratch = tmp_path / "res", tmp_path / "scr"
+    proc = run_cli(
+        "--data-root",
+        "no_such_data",
+        "--results-root",
+        str(results),
+        "--scratch-root",
+        str(scratch),
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert f"{tmp_path / 'elsewhere' / 'no_such_data'} does not exist" in proc.stderr
+    assert "--demo" in proc.stderr and "Traceback" not in proc.stderr
+    assert not results.exists() and not scratch.exists()
+
+
+def test_results_root_with_missing_parent_is_refused(run_cli, tmp_path):
+    results = tmp_path / "typo" / "res"
+    proc = run_cli("--data-root", str(tmp_path), "--results-root", str(results))
+    assert proc.returncode == 3, proc.stderr
+    assert f"{results} is not a writable folder" in proc.stderr and "--results-root" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "typo").exists()
 
 
 def test_bool_flag_without_value_means_true(run_cli, tmp_path):

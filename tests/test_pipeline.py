@@ -86,7 +86,7 @@ def _hashes(results: Path) -> dict[str, str]:
 
 
 def _temp_files(results: Path) -> list[Path]:
-    return [p for p in results.rglob("*") if p.is_file() and outputs.TEMP_NAME.match(p.name)]
+    return [p for p in results.rglob("*") if p.is_file() and outputs.is_temp_name(p.name)]
 
 
 def test_serial_processes_and_async_give_identical_outputs(dataset, tmp_path):
@@ -177,7 +177,7 @@ def test_killed_mid_write_leaves_no_partial_file(dataset, tmp_path):
     results = tmp_path / "out"
     _start_and_kill_after(dataset.data_root, results, r"CCF labels -> image: started")
     for path in results.rglob("*.nrrd"):  # whatever is there under a real name is complete
-        if not outputs.TEMP_NAME.match(path.name):
+        if not outputs.is_temp_name(path.name):
             nrrd.read(str(path))
     proc = _run(dataset.data_root, results, "--skip-ephys")
     assert proc.returncode == 0, proc.stderr[-3000:]

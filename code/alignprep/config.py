@@ -80,10 +80,12 @@ class HistologyParams(_Section):
     """Histology volume options."""
 
     desired_voxel_size_um: PositiveFloat = Field(
-        description="Read the coarsest OME-Zarr level whose finest spacing is <= this (um)."
+        description="Read the coarsest OME-Zarr level whose finest spacing is <= this (um).",
+        json_schema_extra={"plausible": [1.0, 1000.0], "unit": "um"},
     )
     output_voxel_size_um: PositiveFloat = Field(
-        description="Isotropic voxel size of the image-space output grid (um)."
+        description="Isotropic voxel size of the image-space output grid (um).",
+        json_schema_extra={"plausible": [5.0, 200.0], "unit": "um"},
     )
     write_ccf_space: bool = Field(
         description="Also write channels warped onto the CCF 25 um grid (QC)."
@@ -117,14 +119,17 @@ class EphysParams(_Section):
     """Ephys extraction options (aind-ephys-ibl-gui-conversion)."""
 
     rms_window_duration_s: PositiveFloat = Field(
-        description="Length (s) of each RMS / LFP power window; a shorter raw stream is refused."
+        description="Length (s) of each RMS / LFP power window; a shorter raw stream is refused.",
+        json_schema_extra={"plausible": [0.1, 600.0], "unit": "s"},
     )
     rms_window_interval_s: PositiveFloat = Field(
-        description="Largest spacing (s) between those windows (shortened for short recordings)."
+        description="Largest spacing (s) between those windows (shortened for short recordings).",
+        json_schema_extra={"plausible": [1.0, 36000.0], "unit": "s"},
     )
     min_duration_s: NonNegativeFloat = Field(
         description="Converter min_duration_secs; 0 keeps every analyzer the stage selected "
-        "(the converter's 300 crashes on short multi-shank recordings)."
+        "(the converter's 300 crashes on short multi-shank recordings).",
+        json_schema_extra={"plausible": [0.0, 86400.0], "unit": "s"},
     )
 
 
@@ -174,9 +179,24 @@ class PipelineConfig(_Section):
         """The number of worker processes this run uses (after every n_jobs rule)."""
         return self._effective_n_jobs
 
-    def input_path(self, relative: Path | str) -> Path:
-        """Resolve an input path against ``data_root`` (absolute paths are kept)."""
-        return _under(self.data_root, Path(relative))
+    def input_path(self, relative: Path | str, key: str | None = None) -> Path:
+        """An input path resolved against ``data_root``; InputError if it leads outside it.
+
+        ``key`` names the parameter or manifest column the path came from, for the message.
+        """
+        from .inputs.locate import confine
+
+        return confine(_under(self.data_root, Path(relative)), self.data_root, key)
+
+    def input_paths(self) -> dict[str, Path]:
+        """Every path parameter that names an input (``references.*``, the state, the manifest)."""
+        paths = {
+            f"references.{k}": getattr(self.references, k) for k in ReferenceParams.model_fields
+        }
+        for key in ("neuroglancer", "manifest"):
+            if getattr(self, key) is not None:
+                paths[key] = getattr(self, key)
+        return paths
 
     def to_json_dict(self) -> dict[str, Any]:
         """The effective configuration as written to the results folder."""
@@ -299,6 +319,9 @@ def build_config(
     except ValidationError as exc:
         raise ConfigError(_describe_errors(exc, all_layers)) from None
 
+    problems = _implausible(cfg, PipelineConfig, ())
+    if problems:
+        raise ConfigError("\n".join(problems))
     cfg = _resolve_paths(cfg, cwd or Path.cwd())
     environ = os.environ if environ is None else environ
     cfg._effective_n_jobs = resolve_n_jobs(
@@ -349,6 +372,42 @@ def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise ConfigError(f"{what}: expected a JSON object at the top level")
     return values
+
+
+UNIT_NAMES = {"um": "micrometres", "s": "seconds"}
+UNIT_SLIPS = {"um": (1e3, "millimetres"), "s": (1e-3, "milliseconds")}
+
+
+def _implausible(values: BaseModel, model: type[BaseModel], prefix: tuple[str, ...]) -> list[str]:
+    """Values outside a field's plausible range, with the unit and the likely slip named.
+
+    A number in the wrong unit (0.03 for a 30 um voxel) passes a type check but would run for
+    hours or give nonsense; the range catches it before anything runs.
+    """
+    problems = []
+    for name, field in model.model_fields.items():
+        value = getattr(values, name)
+        sub = _section_model(field.annotation)
+        if sub is not None:
+            problems += _implausible(value, sub, (*prefix, name))
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if "plausible" not in extra or value is None:
+            continue
+        lo, hi = extra["plausible"]
+        unit = str(extra["unit"])
+        if lo <= value <= hi:
+            continue
+        key = ".".join((*prefix, name))
+        text = (
+            f"key '{key}' = {value:g} {unit} is outside the plausible range [{lo:g}, {hi:g}] "
+            f"{unit}; the value is in {UNIT_NAMES.get(unit, unit)}"
+        )
+        factor, slip = UNIT_SLIPS.get(unit, (None, ""))
+        if factor and lo <= value * factor <= hi:
+            text += f" (was it given in {slip}? {value:g} {slip} = {value * factor:g} {unit})"
+        problems.append(text)
+    return problems
 
 
 def _section_model(annotation: Any) -> type[BaseModel] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,37 @@ from typing import Any
 import numpy as np
 
 EFFECTIVE_CONFIG_NAME = "effective_config.json"
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def name_problem(value: str) -> str | None:
+    """Why ``value`` cannot be used as one file or folder name (None when it can).
+
+    Manifest cells name folders and files under the data and results roots, so a value that
+    could climb out of them or hide itself (``..``, a separator, a drive letter, a control
+    character) is refused rather than joined to a path.
+    """
+    if value in (".", ".."):
+        return "is a relative path component"
+    if ".." in value:
+        return "contains '..'"
+    if "/" in value or "\\" in value:
+        return "contains a path separator"
+    if _DRIVE.match(value):
+        return "starts with a drive letter"
+    bad = sorted({f"U+{ord(c):04X}" for c in value if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        return f"contains control character(s) {', '.join(bad)}"
+    return None
+
+
+def child(root: Path, *names: str) -> Path:
+    """``root / name / ...`` where every name is one plain path component (never climbs out)."""
+    for name in names:
+        problem = name_problem(name) if name else "is empty"
+        if problem:
+            raise ValueError(f"output name {name!r} {problem}")
+    return root.joinpath(*names)
 
 
 def effective_config_path(results_root: Path) -> Path:
@@ -28,15 +60,31 @@ def _file_mode() -> int:
     return 0o666 & ~mask
 
 
+TEMP_MARK = ".alignprep-tmp-"
+"""Every temporary file or folder this package creates has this in its name (and nothing else)."""
+_LEGACY_TEMP = (  # names of earlier versions, also removed when found
+    re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.nrrd)?$"),
+    re.compile(r"^.+\.tmp-\d+$"),
+)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary name of this package (never an output)."""
+    return TEMP_MARK in name or any(r.match(name) for r in _LEGACY_TEMP)
+
+
 @contextmanager
 def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
     """A temporary sibling to write; on success it becomes ``path`` (readable by others).
 
     A reader never sees a partial file: either the old content or the new one. On failure the
-    temporary file is removed.
+    temporary file is removed; after a kill, the next run removes it
+    (:func:`remove_stale_temp_files`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}{TEMP_MARK}", suffix=suffix, dir=path.parent
+    )
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -48,8 +96,23 @@ def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[Path]:
         raise
 
 
+def temp_dir_beside(path: Path) -> Path:
+    """A new private folder next to ``path``, to build ``path``'s content before committing it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_MARK}", dir=path.parent))
+
+
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`).
+
+    When ``path`` already holds exactly ``data`` it is left alone, so a re-run that produces the
+    same bytes rewrites nothing.
+    """
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return path
+    except OSError:
+        pass
     with atomic_path(path) as tmp, tmp.open("wb") as fh:
         fh.write(data)
         fh.flush()
@@ -57,17 +120,50 @@ def write_bytes_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
-TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.nrrd)?$")
+def scratch_dir(scratch_root: Path, what: str) -> tempfile.TemporaryDirectory:
+    """A private scratch folder (removed on exit; after a kill, by the next run's cleanup)."""
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    prefix = f"{TEMP_MARK}{os.getpid()}-{what}-"
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=scratch_root)
+
+
+def remove_stale_scratch(scratch_root: Path) -> list[Path]:
+    """Remove scratch folders of runs whose process no longer exists (scratch may be shared)."""
+    removed = []
+    pattern = re.compile(re.escape(TEMP_MARK) + r"(\d+)-")
+    for path in scratch_root.iterdir() if scratch_root.is_dir() else ():
+        match = pattern.match(path.name)
+        if match and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def remove_stale_temp_files(root: Path) -> list[Path]:
-    """Delete temp files left by an interrupted atomic write below ``root`` (never outputs)."""
+    """Delete temporary files and folders of interrupted runs below ``root`` (never outputs).
+
+    Call it only while holding the results lock: then no other run is writing under ``root``.
+    """
     removed = []
     if root.is_dir():
-        for path in root.rglob(".*.tmp*"):
-            if path.is_file() and TEMP_NAME.match(path.name):
+        for path in sorted(root.rglob("*"), key=lambda p: len(p.parts)):
+            if not is_temp_name(path.name) or not path.exists():
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
                 path.unlink(missing_ok=True)
-                removed.append(path)
+            removed.append(path)
     return removed
 
 
@@ -101,12 +197,12 @@ def manifest_copy_path(results_root: Path) -> Path:
 
 def mouse_dir(results_root: Path, mouse_id: str) -> Path:
     """``<results>/<mouse_id>`` (the id as text, leading zeros kept)."""
-    return results_root / mouse_id
+    return child(results_root, mouse_id)
 
 
 def probe_dir(results_root: Path, mouse_id: str, recording_id: str, collection: str) -> Path:
     """The probe folder both GUIs read: ``<mouse>/<recording_id>/<ephys_collection>``."""
-    return mouse_dir(results_root, mouse_id) / recording_id / collection
+    return child(mouse_dir(results_root, mouse_id), recording_id, collection)
 
 
 def picks_paths(probe: Path, suffix: str) -> dict[str, Path]:
@@ -120,7 +216,7 @@ def picks_paths(probe: Path, suffix: str) -> dict[str, Path]:
 def track_paths(results_root: Path, mouse_id: str, track_id: str, suffix: str) -> dict[str, Path]:
     """Per-stage copies of one track (outputs.md §4)."""
     base = mouse_dir(results_root, mouse_id) / "track_data"
-    name = f"{track_id}{suffix}"
+    name = child(base, f"{track_id}{suffix}").name
     return {
         "spim_fcsv": base / "spim" / f"{name}.fcsv",
         "template_fcsv": base / "template" / f"{name}.fcsv",
@@ -212,9 +308,11 @@ def histology_paths(results_root: Path, mouse_id: str) -> dict[str, Path]:
 
 def channel_path(results_root: Path, mouse_id: str, channel: str) -> Path:
     """``image_space_histology/<channel>.nrrd`` for a non-registration channel."""
-    return mouse_dir(results_root, mouse_id) / "image_space_histology" / f"{channel}.nrrd"
+    return child(mouse_dir(results_root, mouse_id) / "image_space_histology", f"{channel}.nrrd")
 
 
 def ccf_space_path(results_root: Path, mouse_id: str, channel: str) -> Path:
     """``ccf_space_histology/histology_<channel>.nrrd`` (QC)."""
-    return mouse_dir(results_root, mouse_id) / "ccf_space_histology" / f"histology_{channel}.nrrd"
+    return child(
+        mouse_dir(results_root, mouse_id) / "ccf_space_histology", f"histology_{channel}.nrrd"
+    )

@@ -18,6 +18,7 @@ from . import outputs
 from .config import ParamLayer, PipelineConfig, available_cpus, build_config
 from .errors import ExitCode, InputError
 from .executors import Mode, execute
+from .lock import results_lock
 from .logs import get_logger, step
 from .state import RunState
 from .tasks import ItemResult, Job, Task, run_task
@@ -93,11 +94,34 @@ def executor_mode(config: PipelineConfig) -> Mode:
 
 
 def run_pipeline(config: PipelineConfig) -> ProcessResult:
-    """Run a whole capsule job described by ``config``."""
+    """Run a whole capsule job described by ``config``.
+
+    Nothing is written before the roots pass their checks; then the results root is locked for
+    this run (a second run on it is refused) and temporary files of interrupted runs are removed.
+    """
+    from .stages.validate import check_roots
+
+    t0_s = time.perf_counter()
+    root_problems = [c for c in check_roots(config) if c.status == "error"]
+    if root_problems:
+        result = ProcessResult(validation_failed=True)
+        for check in root_problems:
+            log.error("%s: %s", check.name, check.message)
+            result.notes.append(f"{check.name}: {check.message}")
+        return result
+    with results_lock(config.results_root):
+        stale = outputs.remove_stale_temp_files(config.results_root)
+        stale += outputs.remove_stale_scratch(config.scratch_root)
+        for path in stale:
+            log.warning("removed %s, left by an interrupted run", path)
+        return _run_locked(config, t0_s)
+
+
+def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
+    """The run itself, with the results root held (see :func:`run_pipeline`)."""
     from .inputs.manifest import write_manifest
     from .stages.validate import validate, write_report
 
-    t0_s = time.perf_counter()
     if config.demo:
         config = demo_config(config)
     log_parameters(config)
@@ -130,8 +154,6 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
             result.items.append(ItemResult(f"manifest line {line}", "failed", reason))
     manifest_path = config.manifest or manifest.path
     histology_error = "; ".join(report.errors_for("histology").values())
-    for stale in outputs.remove_stale_temp_files(mouse):
-        log.warning("removed %s, left by an interrupted run", stale)
     state = RunState(mouse)
     mode = executor_mode(config)
     tasks = plan(config, manifest)
@@ -214,7 +236,8 @@ def package_and_provenance(
 
 def _record(state: RunState, item: ItemResult, mouse: Path) -> None:
     if item.status == "ok":
-        state.record(item.name, item.fingerprint, [mouse / f for f in item.files], mouse)
+        files = [mouse / f for f in item.files]
+        state.record(item.name, item.fingerprint, item.inputs, files, mouse)
     elif item.status == "failed":
         state.forget(item.name)
 
@@ -231,7 +254,7 @@ def write_run_report(
         "counts": {
             s: sum(i.status == s for i in result.items) for s in ("ok", "skipped", "failed")
         },
-        "items": [asdict(i) for i in result.items],
+        "items": [{k: v for k, v in asdict(i).items() if k != "inputs"} for i in result.items],
         "notes": result.notes,
     }
     path = outputs.mouse_dir(config.results_root, mouse_id) / "run_report.json"

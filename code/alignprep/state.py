@@ -1,9 +1,11 @@
-"""Re-run state: item fingerprints (content hashes of inputs + params + code) and their outputs.
+"""Re-run state: per item, its parameter fingerprint, the digests of what it read, its outputs.
 
-A finished item is skipped when its fingerprint is unchanged and every output it recorded still
-exists with the recorded hash. File digests are cached by (size, mtime) so unchanged inputs are
-not re-read on every run. The state file is written atomically after each finished item, so a run
-killed mid-way restarts from the last finished item.
+A finished item is skipped only when its parameters and code are unchanged, every input it read
+last time (:mod:`alignprep.reads`) still has the same digest, and every output it recorded still
+exists with the recorded hash. File digests are cached by (device, inode, size, mtime) so
+unchanged inputs are not re-read on every run, also when the data root was moved or is a tree of
+hard links. The state file is written atomically after each finished item, so a run killed
+mid-way restarts from the last finished item.
 """
 
 from __future__ import annotations
@@ -14,38 +16,39 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__, outputs
+from . import outputs
+from .reads import changed
 
 CONTENT_LIMIT_BYTES = 1 << 40  # hash content of every file below this size
 STATE_DIR = ".alignprep"
 
 
 class FileDigests:
-    """sha256 of files and folders, cached by (size, mtime_ns) in a JSON file."""
+    """sha256 of files and folders, cached by (device, inode, size, mtime_ns) in a JSON file."""
 
     def __init__(self, cache_path: Path) -> None:
         self.cache_path = cache_path
         try:
-            self.cache: dict[str, list[Any]] = json.loads(cache_path.read_text())
+            self.cache: dict[str, str] = json.loads(cache_path.read_text())
         except (OSError, ValueError):
             self.cache = {}
+        if not all(isinstance(v, str) for v in self.cache.values()):
+            self.cache = {}  # an older layout
 
     def file(self, path: Path, content_limit: int = CONTENT_LIMIT_BYTES) -> str:
         """Digest of one file: its content, or size+mtime above ``content_limit`` bytes."""
         stat = path.stat()
-        key = str(path.resolve())
-        hit = self.cache.get(key)
-        if hit and hit[0] == stat.st_size and hit[1] == stat.st_mtime_ns:
-            return hit[2]
         if stat.st_size > content_limit:
-            digest = f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
-        else:
-            h = hashlib.sha256()
-            with path.open("rb") as fh:
-                while block := fh.read(1 << 20):
-                    h.update(block)
-            digest = h.hexdigest()
-        self.cache[key] = [stat.st_size, stat.st_mtime_ns, digest]
+            return f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
+        key = f"{stat.st_dev}:{stat.st_ino}:{stat.st_size}:{stat.st_mtime_ns}"
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit
+        h = hashlib.sha256()
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                h.update(block)
+        self.cache[key] = digest = h.hexdigest()
         return digest
 
     def tree(self, root: Path, content_limit: int = CONTENT_LIMIT_BYTES) -> str:
@@ -64,19 +67,12 @@ class FileDigests:
         except (OSError, ValueError):
             merged = {}
         merged.update(self.cache)
-        outputs.write_bytes_atomic(self.cache_path, json.dumps(merged, sort_keys=True).encode())
-
-
-def fingerprint(params: Any, inputs: dict[str, str]) -> str:
-    """Item fingerprint from its parameters, its input digests and the code version."""
-    blob = json.dumps(
-        {"code": __version__, "params": params, "inputs": inputs}, sort_keys=True, default=str
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+        live = {k: v for k, v in merged.items() if isinstance(v, str)}
+        outputs.write_bytes_atomic(self.cache_path, json.dumps(live, sort_keys=True).encode())
 
 
 class RunState:
-    """``<mouse>/.alignprep/state.json``: per item, its fingerprint and output digests."""
+    """``<mouse>/.alignprep/state.json``: per item, its fingerprints and output digests."""
 
     def __init__(self, mouse_dir: Path) -> None:
         self.dir = mouse_dir / STATE_DIR
@@ -87,10 +83,16 @@ class RunState:
         except (OSError, ValueError):
             self.items = {}
 
-    def is_done(self, key: str, fp: str, root: Path) -> bool:
-        """Finished with this fingerprint, and its outputs are still as written."""
+    def unchanged(self, key: str, params: str, data_root: Path, root: Path) -> bool:
+        """Finished with these parameters; what it read and what it wrote are as recorded.
+
+        ``params`` is the item's parameter fingerprint (:func:`alignprep.reads.params_fingerprint`);
+        ``root`` is the folder its outputs are relative to.
+        """
         entry = self.items.get(key)
-        if not entry or entry.get("fingerprint") != fp:
+        if not entry or entry.get("params") != params or "inputs" not in entry:
+            return False
+        if changed(entry["inputs"], data_root, self.digests):
             return False
         for rel, digest in entry.get("outputs", {}).items():
             path = root / rel
@@ -98,10 +100,12 @@ class RunState:
                 return False
         return True
 
-    def record(self, key: str, fp: str, files: Iterable[Path], root: Path) -> None:
-        """Remember a finished item and its outputs (relative to ``root``)."""
+    def record(
+        self, key: str, params: str, inputs: dict[str, str], files: Iterable[Path], root: Path
+    ) -> None:
+        """Remember a finished item, what it read and its outputs (relative to ``root``)."""
         outs = {str(Path(f).relative_to(root)): self.digests.file(Path(f)) for f in files}
-        self.items[key] = {"fingerprint": fp, "outputs": outs}
+        self.items[key] = {"params": params, "inputs": inputs, "outputs": outs}
         outputs.write_bytes_atomic(self.path, outputs.json_bytes(self.items))
         self.digests.save()
 

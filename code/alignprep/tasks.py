@@ -1,21 +1,26 @@
 """What runs inside an executor: one task -> its items, each fingerprinted and skippable.
 
 A task is picklable (config + manifest path + which task) and re-discovers what it needs, so it
-runs the same in this process, a spawned worker or an asyncio thread.
+runs the same in this process, a spawned worker or an asyncio thread. Each item runs inside a
+:func:`alignprep.reads.recording`: what it read is stored with its outputs, and the next run skips
+it only when its parameters, its code and every one of those inputs are unchanged.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from . import outputs
 from .config import PipelineConfig
 from .errors import InputError
 from .logs import configure_logging
-from .state import FileDigests, RunState, fingerprint
+from .reads import Reads, note_tree, params_fingerprint, recording, replay
+from .state import RunState
 
 Status = Literal["ok", "failed", "skipped"]
 UNCHANGED = "unchanged since the last run"
@@ -30,8 +35,9 @@ class ItemResult:
     status: Status
     reason: str = ""
     seconds: float = 0.0
-    fingerprint: str = ""
+    fingerprint: str = ""  # of the parameters and code (reads.params_fingerprint)
     files: tuple[str, ...] = ()  # relative to the mouse folder
+    inputs: dict[str, str] = field(default_factory=dict)  # what it read -> digest
 
 
 @dataclass(frozen=True)
@@ -57,10 +63,35 @@ class Job:
     n_threads: int = 1
 
 
+class _Context:
+    """The mouse context, prepared on first use only (skipped items never need it)."""
+
+    def __init__(self, config: PipelineConfig, manifest) -> None:
+        self.config, self.manifest = config, manifest
+        self._value: tuple[Any, Reads] | None = None
+
+    def get(self) -> tuple[Any, Reads]:
+        """``(MouseContext, what preparing it read)``."""
+        from .stages.context import MouseContext
+
+        if self._value is None:
+            with recording() as reads:
+                ctx = MouseContext.prepare(self.config, self.manifest)
+            self._value = (ctx, reads)
+        return self._value
+
+
+@contextmanager
+def _item_reads(ctx_reads: Reads) -> Iterator[Reads]:
+    """Record an item's reads, starting with those of the context it uses."""
+    with recording() as reads:
+        replay(ctx_reads)
+        yield reads
+
+
 def run_task(job: Job) -> list[ItemResult]:
     """Run one task in whatever process or thread the executor chose."""
     from .inputs.manifest import read_manifest
-    from .stages.context import MouseContext
 
     configure_logging(job.config.log_level)  # spawned workers start without handlers
     manifest = read_manifest(job.manifest_path)
@@ -68,7 +99,7 @@ def run_task(job: Job) -> list[ItemResult]:
     try:
         if job.task.kind == "ephys":
             return [_ephys_item(job, manifest, state)]
-        ctx = MouseContext.prepare(job.config, manifest)
+        ctx = _Context(job.config, manifest)
         if job.task.kind == "histology":
             return [_histology_item(ctx, state, job.histology_error)]
         return _track_items(ctx, manifest, state, job.excluded)
@@ -86,59 +117,38 @@ def _ephys_item(job: Job, manifest, state: RunState) -> ItemResult:
     if error:
         return ItemResult(name, "failed", f"validation: {error}")
     settings = EphysSettings.from_config(cfg)
-    inputs = {}
-    for folder in (
-        cfg.data_root / probe_job.sorted_recording,
-        cfg.data_root / probe_job.recording_id,
-    ):
-        if folder.exists():
-            inputs[folder.name] = state.digests.tree(folder, EPHYS_CONTENT_LIMIT_BYTES)
-    params = {"ephys": asdict(settings), "job": asdict(probe_job)}
-    fp = fingerprint(params, inputs)
+    fp = params_fingerprint({"item": "ephys", "ephys": asdict(settings), "job": asdict(probe_job)})
     mouse = outputs.mouse_dir(cfg.results_root, manifest.mouse_id)
-    if state.is_done(name, fp, mouse):
+    if state.unchanged(name, fp, cfg.data_root, mouse):
         return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
-    res = extract_probe(probe_job, cfg.data_root, cfg.results_root, settings, job.n_threads)
+    with recording() as reads:
+        for folder in (
+            cfg.data_root / probe_job.sorted_recording,
+            cfg.data_root / probe_job.recording_id,
+        ):
+            note_tree(folder, EPHYS_CONTENT_LIMIT_BYTES)
+        res = extract_probe(probe_job, cfg.data_root, cfg.results_root, settings, job.n_threads)
     files = tuple(str(Path(p).relative_to(mouse)) for p in res.files)
     # no_spikes (no analyzer: channels and QC only) is a failed item: the manifest asked for units
     status: Status = "ok" if res.status == "ok" else "failed"
-    return ItemResult(name, status, res.reason, res.seconds, fp, files)
+    inputs = reads.digest(cfg.data_root, state.digests)
+    return ItemResult(name, status, res.reason, res.seconds, fp, files, inputs)
 
 
-def _context_inputs(ctx, digests: FileDigests) -> dict[str, str]:
-    """Digests of what every item of the mouse depends on: transforms, image geometry."""
-    ms = ctx.multiscale
-    files = {str(p): digests.file(p) for p in ctx.to_ccf.files}
-    for name in ("metadata.nd.json", "processing.json"):
-        files[name] = digests.file(ctx.asset.path / name)
-    files["zattrs"] = digests.file(ms.path / ".zattrs")
-    files["level0"] = digests.file(ms.path / ms.levels[0].path / ".zarray")
-    return files
-
-
-def _histology_item(ctx, state: RunState, validation_error: str) -> ItemResult:
+def _histology_item(ctx: _Context, state: RunState, validation_error: str) -> ItemResult:
     from .stages.histology import run_histology
 
     name, cfg = "histology", ctx.config
     if validation_error:
         return ItemResult(name, "failed", f"validation: {validation_error}")
-    refs = cfg.references
-    inputs = _context_inputs(ctx, state.digests)
-    for path in (refs.ccf_template, refs.ccf_labels_compact, refs.ccf_labels_unique_values):
-        inputs[str(path)] = state.digests.file(path)
-    for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration):
-        if r.warp is not None:
-            inputs[str(r.warp)] = state.digests.file(r.warp)
-    level = ctx.multiscale.choose_level(cfg.histology.desired_voxel_size_um)
-    for channel, zarr_path in ctx.asset.channels.items():
-        inputs[channel] = state.digests.tree(zarr_path / level.path)
-    params = {"histology": cfg.histology.model_dump(mode="json")}
-    fp = fingerprint(params, inputs)
-    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
-    if state.is_done(name, fp, mouse):
+    fp = params_fingerprint({"item": name, "histology": cfg.histology.model_dump(mode="json")})
+    mouse = outputs.mouse_dir(cfg.results_root, ctx.manifest.mouse_id)
+    if state.unchanged(name, fp, cfg.data_root, mouse):
         return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
     t0_s = time.perf_counter()
-    hist = run_histology(ctx)
+    mouse_ctx, ctx_reads = ctx.get()
+    with _item_reads(ctx_reads) as reads:
+        hist = run_histology(mouse_ctx)
     files = tuple(str(p.relative_to(mouse)) for p in hist.files)
     return ItemResult(
         name,
@@ -147,41 +157,44 @@ def _histology_item(ctx, state: RunState, validation_error: str) -> ItemResult:
         time.perf_counter() - t0_s,
         fp,
         files,
+        reads.digest(cfg.data_root, state.digests),
     )
 
 
-def _track_items(ctx, manifest, state: RunState, excluded: dict[int, str]) -> list[ItemResult]:
-    from .inputs.neuroglancer import find_probe_file
+def _track_items(
+    ctx: _Context, manifest, state: RunState, excluded: dict[int, str]
+) -> list[ItemResult]:
     from .stages.probes import fail_track, log_results, plan_tracks, process_row
 
     cfg, items = ctx.config, []
-    mouse = outputs.mouse_dir(cfg.results_root, ctx.mouse_id)
-    shared = _context_inputs(ctx, state.digests)
+    mouse = outputs.mouse_dir(cfg.results_root, manifest.mouse_id)
     results = plan_tracks(cfg, manifest)
     for res in results:
         name = f"track {res.name}"
         if res.status == "ok" and res.row.line in excluded:
-            fail_track(cfg, ctx.mouse_id, res, f"validation: {excluded[res.row.line]}")
+            fail_track(cfg, manifest.mouse_id, res, f"validation: {excluded[res.row.line]}")
         if res.status != "ok":
             items.append(ItemResult(name, "failed", res.reason))
             continue
         row = {k: v for k, v in asdict(res.row).items() if k != "line"}
-        try:
-            annotation = find_probe_file(cfg.data_root, res.row.probe_file)
-        except InputError as exc:
-            fail_track(cfg, ctx.mouse_id, res, str(exc))
-            items.append(ItemResult(name, "failed", res.reason))
-            continue
-        inputs = {**shared, "annotation": state.digests.file(annotation)}
-        params = {"tracks": cfg.tracks.model_dump(mode="json"), "row": row, "suffix": res.suffix}
-        fp = fingerprint(params, inputs)
-        if state.is_done(name, fp, mouse):
+        params = {"item": "track", "tracks": cfg.tracks.model_dump(mode="json"), "row": row}
+        fp = params_fingerprint({**params, "suffix": res.suffix})
+        if state.unchanged(name, fp, cfg.data_root, mouse):
             items.append(ItemResult(name, "skipped", UNCHANGED, fingerprint=fp))
             continue
         t0_s = time.perf_counter()
-        process_row(ctx, res)
+        try:
+            mouse_ctx, ctx_reads = ctx.get()
+        except (InputError, ValueError, OSError) as exc:
+            fail_track(cfg, manifest.mouse_id, res, f"mouse-level input: {exc}")
+            items.append(ItemResult(name, "failed", res.reason))
+            continue
+        with _item_reads(ctx_reads) as reads:
+            process_row(mouse_ctx, res)
         files = tuple(str(Path(p).relative_to(mouse)) for p in res.files)
         status: Status = "ok" if res.status == "ok" else "failed"
-        items.append(ItemResult(name, status, res.reason, time.perf_counter() - t0_s, fp, files))
+        seconds = time.perf_counter() - t0_s
+        inputs = reads.digest(cfg.data_root, state.digests)
+        items.append(ItemResult(name, status, res.reason, seconds, fp, files, inputs))
     log_results(results)
     return items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from pathlib import Path
 
@@ -210,19 +211,67 @@ def test_recording_id_needs_two_underscores(tmp_path, sorted_recording):
     assert _lines(m) == [3]
 
 
-def test_recording_subject_differs_from_mouseid_warns(tmp_path):
+def test_recording_subject_differs_from_mouseid_is_a_row_error(tmp_path):
     path = _csv(
         tmp_path,
         HEADER,
         f"456,{SORTED},pf,t1,ProbeA",
-        f"456,{SORTED},pf,t2,ProbeB",
+        f"123,{SORTED},pf,t2,ProbeB",
         "456,ecephys_456_d_t_sorted_x,pf,t3,ProbeA",
     )
     m = read_manifest(path)
-    assert _lines(m) == [2, 3, 4]
-    assert m.warnings == (
-        f"{path}: lines 2, 3: recording_id {REC!r} names subject '123', not mouseid '456'",
-    )
+    assert _lines(m) == [4]
+    problem = _problems(m)[2]
+    assert f"sorted_recording {SORTED!r} names subject '123', not mouseid '456'" in problem
+
+
+def test_mouse_id_without_leading_zeros_is_a_row_error(tmp_path):
+    path = _csv(tmp_path, HEADER, "123,ecephys_000123_d_t_sorted_x,pf,t1,ProbeA")
+    m = read_manifest(path)
+    assert m.rows == ()
+    assert "names subject '000123', not mouseid '123'" in _problems(m)[2]
+
+
+NAME_CELLS = ("mouseid", "sorted_recording", "probe_file", "histology_track_id", "ephys_collection")
+HOSTILE = {
+    "../x": "contains '..'",
+    "..": "is a relative path component",
+    "a..b": "contains '..'",
+    "x/y": "contains a path separator",
+    "/etc": "contains a path separator",
+    "x\\y": "contains a path separator",
+    "C:x": "starts with a drive letter",
+    "x\x00y": "contains control character(s) U+0000",
+    "x\ty": "contains control character(s) U+0009",
+    "x\x1by": "contains control character(s) U+001B",
+}
+
+
+@pytest.mark.parametrize("column", NAME_CELLS)
+@pytest.mark.parametrize("value", sorted(HOSTILE))
+def test_name_cells_refuse_paths(tmp_path, column, value):
+    """A cell that names a folder or file is refused for its row when it is not a plain name."""
+    good = {
+        "mouseid": "123",
+        "sorted_recording": SORTED,
+        "probe_file": "pf",
+        "histology_track_id": "t1",
+        "ephys_collection": "ProbeA",
+    }
+    bad = {**good, "histology_track_id": "t2", "ephys_collection": "ProbeB", column: value}
+    if column == "mouseid":
+        bad["sorted_recording"] = f"ecephys_{value}_d_t_sorted_x"
+    path = tmp_path / "manifest.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(NAME_CELLS)
+        writer.writerow([good[c] for c in NAME_CELLS])
+        writer.writerow([bad[c] for c in NAME_CELLS])
+    m = read_manifest(path)
+    assert _lines(m) == [2]  # the good row survives
+    problem = _problems(m)[3]
+    assert f"{column} {bad[column]!r} {HOSTILE[value]}" in problem
+    assert "expected a plain name" in problem
 
 
 @pytest.mark.parametrize(
@@ -313,9 +362,10 @@ def test_mixed_mouse_ids_reject_minority_rows(tmp_path):
     )
     m = read_manifest(path)
     assert m.mouse_id == "123"
-    assert _problems(m) == {
-        3: "mixed mouse ids: mouseid '999' differs from '123' (one mouse per manifest)"
-    }
+    assert list(_problems(m)) == [3]
+    assert _problems(m)[3].startswith(
+        "mixed mouse ids: mouseid '999' differs from '123' (one mouse per manifest); "
+    )
     assert _lines(m) == [2, 4]
 
 

@@ -1,4 +1,4 @@
-"""Locate and read input files: the only candidate for a null path, JSON objects."""
+"""Locate and read input files: the only candidate for a null path, JSON objects, confinement."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..reads import note_file, note_listing
 
 
 def single_top_level_file(data_root: Path, pattern: str, what: str) -> Path:
     """The only file matching ``pattern`` directly in ``data_root``; InputError otherwise."""
-    matches = sorted(p for p in Path(data_root).glob(pattern) if p.is_file())
+    matches = sorted(p for p in note_listing(data_root, pattern).glob(pattern) if p.is_file())
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
         raise InputError(
@@ -25,7 +26,7 @@ def single_top_level_file(data_root: Path, pattern: str, what: str) -> Path:
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; InputError naming the file otherwise."""
     try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        obj = json.loads(note_file(Path(path)).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError("file not found", file=path) from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -33,3 +34,21 @@ def read_json_object(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise InputError("expected a JSON object", file=path)
     return obj
+
+
+def confine(path: Path, data_root: Path, key: str | None = None) -> Path:
+    """``path`` if it resolves (symlinks followed) inside ``data_root``; InputError otherwise.
+
+    Every input is read from the data root only: a parameter, a manifest cell or a symlink
+    that leads elsewhere is refused, naming where it leads.
+    """
+    root = Path(data_root).resolve()
+    real = Path(path).resolve()
+    if not real.is_relative_to(root):
+        raise InputError(
+            f"resolves to {real}, outside the data root {root}; every input must be inside the "
+            "data root (mount or copy it there, or set --data-root to a folder that contains it)",
+            file=path,
+            key=key,
+        )
+    return Path(path)

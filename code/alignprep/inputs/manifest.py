@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from alignprep.errors import InputError
-from alignprep.outputs import write_bytes_atomic
+from alignprep.outputs import name_problem, write_bytes_atomic
 
 log = logging.getLogger("alignprep.inputs.manifest")
 
@@ -49,6 +49,14 @@ KEYS = (
     ("mouseid", "histology_track_id", "histology_shank"),
     ("recording_id", "ephys_collection", "histology_shank"),
     ("recording_id", "ephys_collection", "ephys_shank"),
+)
+#: Cells that become folder or file names (outputs, asset lookups): names, never paths.
+NAME_COLUMNS = (
+    "mouseid",
+    "sorted_recording",
+    "probe_file",
+    "histology_track_id",
+    "ephys_collection",
 )
 _INT_RE = re.compile(r"[+-]?(\d+)(?:\.0*)?")
 _SORTED_RE = re.compile(r"_sorted(?=_|$)")
@@ -133,6 +141,7 @@ def _read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
             header=None,
             skip_blank_lines=False,
             encoding="utf-8-sig",
+            engine="python",  # the C parser silently cuts a cell at a NUL byte
         )
     except pd.errors.EmptyDataError as exc:
         raise InputError("manifest is empty (expected a CSV with a header row)", file=path) from exc
@@ -199,6 +208,12 @@ def _parse_row(cells: dict[str, str]) -> tuple[dict[str, object], list[str], boo
             also = f" (or {' / '.join(ALIASES[column])})" if column in ALIASES else ""
             msgs.append(f"required cell {column}{also} is blank")
         fields[column] = value
+        problem = name_problem(value) if value and column in NAME_COLUMNS else None
+        if problem:
+            msgs.append(
+                f"{column} {value!r} {problem}; expected a plain name (it becomes a folder or "
+                "file name, never a path)"
+            )
     fmt = cells.get("annotation_format", "").lower() or "json"
     if fmt != "json":
         msgs.append(
@@ -326,16 +341,14 @@ def read_manifest(path: Path) -> Manifest:
         warnings.append(f"{path}: canonical column wins over its alias: " + "; ".join(conflicts))
     per_brain = {column: _per_brain(path, column, parsed) for column in PER_BRAIN}
     mouse = _cross_row_checks(parsed, msgs, usable)
-    mismatched: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for ln, f in parsed.items():
+    for f, row_msgs in ((parsed[ln], msgs[ln]) for ln in parsed):
         tokens = str(f["recording_id"]).split("_")
-        if f["mouseid"] and len(tokens) > 1 and tokens[1] != f["mouseid"]:
-            mismatched[(str(f["recording_id"]), str(f["mouseid"]))].append(ln)
-    for (rid, mid), lines in mismatched.items():
-        warnings.append(
-            f"{path}: lines {_lines(lines)}: recording_id {rid!r} names subject "
-            f"{rid.split('_')[1]!r}, not mouseid {mid!r}"
-        )
+        if f["mouseid"] and len(tokens) > 2 and tokens[1] != f["mouseid"]:
+            row_msgs.append(
+                f"sorted_recording {f['sorted_recording']!r} names subject {tokens[1]!r}, "
+                f"not mouseid {f['mouseid']!r} (expected <modality>_{f['mouseid']}_<date>_<time>: "
+                "the wrong mouse's recording, or the mouse id without its leading zeros)"
+            )
     rows = tuple(
         ManifestRow(line=ln, **f)  # type: ignore[arg-type]
         for ln, f in parsed.items()

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 
 from alignprep.errors import InputError
+from alignprep.reads import note_file, note_listing
 
 logger = logging.getLogger("alignprep.inputs.neuroglancer")
 
@@ -40,7 +41,7 @@ def read_state(path: Path) -> dict:
     if not path.is_file():
         raise InputError("file not found; expected a Neuroglancer state JSON file", file=path)
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
+        state = json.loads(note_file(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(
             f"invalid JSON ({exc.msg}, column {exc.colno}); expected a Neuroglancer state",
@@ -197,6 +198,7 @@ def find_probe_file(data_root: Path, probe_file: str) -> Path:
     if not data_root.is_dir():
         raise InputError("data_root is not a directory", file=data_root)
     name = f"{probe_file}.json"
+    note_listing(data_root, f"*/{name}")
     matches = sorted(d / name for d in data_root.iterdir() if (d / name).is_file())
     if not matches:
         hint = " (give probe_file without '.json')" if probe_file.endswith(".json") else ""

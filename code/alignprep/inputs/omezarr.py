@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..reads import note_tree
 from .locate import read_json_object
 
 # Length units of NGFF axes -> millimetres.
@@ -77,7 +78,7 @@ class Multiscale:
         """
         import zarr
 
-        arr = zarr.open_array(str(self.path / level.path), mode="r")
+        arr = zarr.open_array(str(note_tree(self.path / level.path)), mode="r")
         index: list[Any] = [0] * arr.ndim
         for axis in self.spatial_axes:
             index[axis] = slice(None)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import InputError
+from ..reads import note_file
 from ..space.atlas import check_ccf_header
 from ..space.frames import ImageHeader
 from ..space.transforms import Registration
@@ -33,7 +34,7 @@ class TemplateToCcf:
 def template_to_ccf(config: PipelineConfig, override: str | None = None) -> TemplateToCcf:
     """``<data_root>/spim_template_to_ccf/syn_*`` or a manifest ``template_to_ccf_asset``."""
     if override:
-        directory = config.input_path(override)
+        directory = config.input_path(override, "template_to_ccf_asset")
         reg = Registration.from_prefix(directory / T2C_OVERRIDE_PREFIX)
         sidecar_path = next(
             (directory / n for n in T2C_SIDECARS if (directory / n).is_file()), None
@@ -63,7 +64,7 @@ def nifti_header(path: Path) -> ImageHeader:
     import nibabel as nib
 
     try:
-        img = nib.load(str(require_file(path, "NIfTI volume")))
+        img = nib.load(str(note_file(require_file(path, "NIfTI volume"))))
     except (OSError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(f"cannot read NIfTI header: {exc}", file=path) from None
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine  # RAS -> LPS
@@ -76,7 +77,9 @@ def nrrd_volume(path: Path) -> tuple[np.ndarray, ImageHeader]:
     import nrrd
 
     try:
-        data, hdr = nrrd.read(str(require_file(path, "NRRD volume")))  # index order (i, j, k)
+        data, hdr = nrrd.read(
+            str(note_file(require_file(path, "NRRD volume")))
+        )  # index order (i, j, k)
     except nrrd.NRRDError as exc:
         raise InputError(f"cannot read NRRD: {exc}", file=path) from None
     space = str(hdr.get("space", "left-posterior-superior")).lower()
@@ -91,7 +94,7 @@ def nrrd_volume(path: Path) -> tuple[np.ndarray, ImageHeader]:
 
 def unique_labels(config: PipelineConfig) -> np.ndarray:
     """Compact label index -> signed Allen id (``unique_labels`` of the lookup ``.npz``)."""
-    path = require_file(config.references.ccf_labels_unique_values, "label lookup")
+    path = note_file(require_file(config.references.ccf_labels_unique_values, "label lookup"))
     try:
         return np.load(path)["unique_labels"].astype(np.int64)
     except (OSError, KeyError, ValueError) as exc:

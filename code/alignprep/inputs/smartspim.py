@@ -9,6 +9,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from ..errors import InputError
+from ..reads import note_listing
 from ..space.frames import validate_code
 from ..space.transforms import Registration
 from .locate import read_json_object
@@ -155,7 +156,9 @@ def discover(asset: Path, registration_override: Path | None = None) -> SmartSpi
     processing = read_processing(asset / "processing.json")
     zarr_dir = asset / OMEZARR_DIR
     channels = {
-        p.name.removesuffix(".zarr"): p for p in sorted(zarr_dir.glob("*.zarr")) if p.is_dir()
+        p.name.removesuffix(".zarr"): p
+        for p in sorted(note_listing(zarr_dir, "*.zarr").glob("*.zarr"))
+        if p.is_dir()
     }
     if not channels:
         raise InputError("no <channel>.zarr found", file=zarr_dir)

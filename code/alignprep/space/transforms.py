@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..reads import note_file
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Registration:
             Path(f"{prefix}1InverseWarp.nii.gz"),
             Path(f"{prefix}1Warp.nii.gz"),
         )
+        for path in (reg.affine, reg.inverse_warp, reg.warp):
+            note_file(path)  # read by ANTs; whether the warp exists decides the QC volumes
         missing = [p for p in (reg.affine, reg.inverse_warp) if not p.is_file()]
         if require_warp and reg.warp and not reg.warp.is_file():
             missing.append(reg.warp)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
-from ..inputs.locate import single_top_level_file
+from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest
 from ..inputs.omezarr import Multiscale
 from ..inputs.references import CcfLabels, TemplateToCcf, check_ccf_template, template_to_ccf
 from ..inputs.smartspim import SmartSpimAsset, discover
 from ..logs import get_logger
+from ..reads import recorded_cache
 from ..space.frames import ImageHeader, native_header
 from ..space.pipeline_frame import (
     REGISTRATION_LEVEL,
@@ -53,7 +53,9 @@ class MouseContext:
         )
         sources = ng.image_sources(ng.read_state(state_path), config.data_root, state_path)
         override = manifest.registration_asset
-        asset = discover(sources.asset_path, config.input_path(override) if override else None)
+        registration = config.input_path(override, "registration_asset") if override else None
+        confine(sources.asset_path, config.data_root, "SmartSPIM asset of the image layers")
+        asset = discover(sources.asset_path, registration)
         ms = asset.multiscale()
         lv0 = ms.levels[0]
         native0 = native_header(asset.orientation, lv0.spacing_mm, lv0.size)
@@ -76,6 +78,8 @@ class MouseContext:
         except ValueError as exc:
             raise InputError(str(exc), file=asset.sidecar_path) from None
         t2c = template_to_ccf(config, manifest.template_to_ccf_asset)
+        for key, path in _input_files(asset, t2c):
+            confine(path, config.data_root, key)
         ccf_template = check_ccf_template(config)
         log.info(
             "asset %s: orientation %s, import %s, frame %s (%s); template->CCF %s",
@@ -115,7 +119,7 @@ class MouseContext:
         """Resamples registration-frame images onto the CCF grid (needs both 1Warp files)."""
         return ccf_to_individual(self.asset.ls_to_template, self.template_to_ccf.registration)
 
-    @cached_property
+    @recorded_cache
     def labels(self) -> CcfLabels:
         """The lateralized CCF labels (read on first use)."""
         return CcfLabels.load(self.config)
@@ -126,3 +130,13 @@ class MouseContext:
             return self.frame.header_at(level, size)
         lv = self.multiscale.levels[level]
         return native_header(self.asset.orientation, lv.spacing_mm, size, self.native0.spacing)
+
+
+def _input_files(asset: SmartSpimAsset, t2c: TemplateToCcf) -> list[tuple[str, object]]:
+    """(what, path) of every asset file and folder the stages read."""
+    files: list[tuple[str, object]] = [(f"channel {n}", p) for n, p in asset.channels.items()]
+    files += [("ls_to_template registration", p) for p in asset.ls_to_template.files()]
+    files += [("template_to_ccf registration", p) for p in t2c.registration.files()]
+    if asset.sidecar_path is not None:
+        files.append(("registration sidecar", asset.sidecar_path))
+    return files

@@ -9,7 +9,6 @@ header. Every file is written atomically; a failure removes what the stage wrote
 
 from __future__ import annotations
 
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
 from ..inputs.references import unique_labels
 from ..logs import get_logger, step
+from ..reads import note_file
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
 from ..space.transforms import Chain, apply_to_volume_files
@@ -98,6 +98,7 @@ def warp_file_to_grid(
     """``moving`` (a file) sampled on ``reference``'s grid through ``chain``: float32, ITK order."""
     import nrrd
 
+    note_file(moving)  # an input (reference volume) or an output read back: reads keeps inputs
     out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
     data, _ = nrrd.read(str(out))
     out.unlink()
@@ -179,8 +180,7 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
             },
         )
         del reg
-    cfg.scratch_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="histology-", dir=cfg.scratch_root) as tmp:
+    with outputs.scratch_dir(cfg.scratch_root, "histology") as tmp:
         scratch = Path(tmp)
         reference = grid_file(grids.registration, scratch / "grid.nrrd")
         with timed("CCF template -> image"):

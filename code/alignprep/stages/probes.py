@@ -17,6 +17,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
+from ..inputs.locate import confine
 from ..inputs.manifest import Manifest, ManifestRow
 from ..logs import get_logger, progress
 from ..space import atlas
@@ -52,7 +53,7 @@ class TrackResult:
 def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
     """The picks of one row in every frame, and the warnings they raise."""
     cfg = ctx.config
-    path = ng.find_probe_file(cfg.data_root, row.probe_file)
+    path = confine(ng.find_probe_file(cfg.data_root, row.probe_file), cfg.data_root, "probe_file")
     points = ng.track_points(ng.read_state(path), row.histology_track_id, path)
     spacing0_um = ctx.multiscale.levels[0].spacing_mm_zyx * 1e3
     idx0 = ng.to_level0_index(points, spacing0_um, cfg.tracks.ng_voxel_origin)

@@ -19,7 +19,7 @@ from typing import Literal
 from .. import outputs
 from ..config import PipelineConfig
 from ..errors import AlignprepError
-from ..inputs.locate import single_top_level_file
+from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest, read_manifest
 from ..logs import get_logger
 from .context import MouseContext
@@ -110,21 +110,52 @@ def _guard(report: ValidationReport, scope: Scope, name: str, key: str = "") -> 
     return run
 
 
-def check_resources(config: PipelineConfig, report: ValidationReport) -> None:
-    """Roots, writability, free disk and available RAM."""
-    if not config.data_root.is_dir():
-        report.add("run", "data root", "error", f"{config.data_root} is not a folder")
-    for what, root in (
-        ("results root", config.results_root),
-        ("scratch root", config.scratch_root),
+def check_roots(config: PipelineConfig) -> list[Check]:
+    """The data, results and scratch roots, in that order; nothing is written before they pass.
+
+    The data root must exist (except with ``--demo``, which builds it). Then the results and
+    scratch roots must be folders that exist or whose parent exists (a mistyped path is never
+    created with all its parents), and must be writable.
+    """
+    checks: list[Check] = []
+    if not config.demo and not config.data_root.is_dir():
+        reason = "does not exist" if not config.data_root.exists() else "is not a folder"
+        checks.append(
+            Check(
+                "run",
+                "data root",
+                "error",
+                f"{config.data_root} {reason}; set --data-root (or data_root in --params) to the "
+                "folder holding the inputs, or try --demo (input contract: docs/inputs.md)",
+            )
+        )
+        return checks
+    for what, root, flag in (
+        ("results root", config.results_root, "--results-root"),
+        ("scratch root", config.scratch_root, "--scratch-root"),
     ):
         try:
-            root.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=root):
+            if not root.exists() and not root.parent.is_dir():
+                raise FileNotFoundError(f"neither it nor its parent {root.parent} exists")
+            root.mkdir(exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=root, prefix=f"{outputs.TEMP_MARK}probe-"):
                 pass
-            report.add("run", what, "ok", str(root))
+            checks.append(Check("run", what, "ok", str(root)))
         except OSError as exc:
-            report.add("run", what, "error", f"{root} is not writable: {exc.strerror}")
+            reason = exc.strerror or str(exc)
+            checks.append(
+                Check(
+                    "run", what, "error", f"{root} is not a writable folder ({reason}); set {flag}"
+                )
+            )
+    return checks
+
+
+def check_resources(config: PipelineConfig, report: ValidationReport) -> None:
+    """Roots, writability, free disk and available RAM."""
+    report.checks += check_roots(config)
+    if report.fatal:
+        return
     checks = config.checks
     if config.results_root.is_dir():
         free_gb = shutil.disk_usage(config.results_root).free / GB
@@ -169,10 +200,18 @@ def validate(config: PipelineConfig) -> ValidationReport:
 
     report = ValidationReport()
     check_resources(config, report)
+    for key, input_path in config.input_paths().items():
+        _guard(report, "run", f"{key} inside the data root")(
+            confine, input_path, config.data_root, key
+        )
     if report.fatal:
         return report
     path = _guard(report, "run", "manifest found")(
-        lambda: config.manifest or single_top_level_file(config.data_root, "*.csv", "manifest")
+        lambda: confine(
+            config.manifest or single_top_level_file(config.data_root, "*.csv", "manifest"),
+            config.data_root,
+            "manifest",
+        )
     )
     manifest = path and _guard(report, "run", "manifest readable")(read_manifest, path)
     if manifest is None:
@@ -228,7 +267,11 @@ def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationR
         def check(job=job) -> list[str]:
             if job.problem:
                 raise ValueError(job.problem)
-            surface = config.input_path(job.surface_finding) if job.surface_finding else None
+            surface = (
+                config.input_path(job.surface_finding, "surface_finding")
+                if job.surface_finding
+                else None
+            )
             inputs = discover_probe(
                 config.data_root,
                 job.recording_id,
