@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import queue
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,13 +29,32 @@ def run_serial(fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[T, R]
         yield task, fn(task)
 
 
+def die_with_parent() -> None:
+    """Make this (worker) process receive SIGKILL when its parent dies (Linux; else no-op).
+
+    A run killed with SIGKILL cannot stop its pool; without this its spawned workers (and the
+    resource tracker they keep alive) would wait forever as orphans.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the parent died before prctl: do not linger
+        os._exit(1)
+
+
 def run_processes(fn: Callable[[T], R], tasks: Sequence[T], n_jobs: int) -> Iterator[tuple[T, R]]:
     """A pool of ``n_jobs`` fresh (spawned) processes; ITK/ANTs threads make fork unsafe."""
     if n_jobs <= 1:
         yield from run_serial(fn, tasks)
         return
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(n_jobs, len(tasks)), mp_context=context, initializer=die_with_parent
+    ) as pool:
         futures = {pool.submit(fn, task): task for task in tasks}
         for future in as_completed(futures):
             yield futures[future], future.result()

@@ -158,7 +158,6 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
     mode = executor_mode(config)
     tasks = plan(config, manifest)
     probe_errors = report.errors_for("probe")
-    times: dict[str, tuple[datetime, datetime]] = {}
     for phase in sorted({t.phase for t in tasks}):
         phase_tasks = [t for t in tasks if t.phase == phase]
         n_threads = max(1, config.effective_n_jobs // len(phase_tasks))
@@ -166,16 +165,13 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
             Job(config, manifest_path, t, excluded, histology_error, probe_errors, n_threads)
             for t in phase_tasks
         ]
-        start = datetime.now(UTC)
         with step(f"phase {phase}: {', '.join(j.task.key for j in jobs)} ({mode})"):
             for _, items in execute(run_task, jobs, mode, config.effective_n_jobs):
                 for item in items:
                     _record(state, item, mouse)
                     result.items.append(item)
-        for job in jobs:
-            times[job.task.kind] = (start, datetime.now(UTC))
     with step("datapackage and provenance"):
-        package_and_provenance(report.context, manifest, result, times)
+        package_and_provenance(report.context, manifest, result, state)
     result.items.sort(key=lambda item: item.name)
     if config.skip_ephys:
         result.notes.append("ephys skipped (skip_ephys)")
@@ -191,17 +187,20 @@ def package_and_provenance(
     ctx,
     manifest,
     result: ProcessResult,
-    times: dict[str, tuple[datetime, datetime]],
+    state: RunState,
 ) -> None:
     """``datapackage.json`` from what succeeded, then ``processing.json`` (aind-data-schema).
 
     ``ctx`` is the mouse context validation already discovered (no fatal error means it exists).
+    Each stage appears once in ``processing.json``, failed when one of its items failed, with
+    the time span of the runs that made its current outputs (so an unchanged re-run rewrites
+    neither file).
     """
     from .stages.datapackage import PackageError
     from .stages.histology import HistologyResult
     from .stages.package import write_datapackage
     from .stages.probes import plan_tracks
-    from .stages.provenance import StageRun, write_processing
+    from .stages.provenance import write_processing
 
     config = ctx.config
     done = {item.name for item in result.items if item.status in ("ok", "skipped")}
@@ -222,22 +221,65 @@ def package_and_provenance(
             else None
             for j in plan_ephys(manifest)
         }
-    start = datetime.now(UTC)
+    start = _now_iso()
+    mouse = outputs.mouse_dir(config.results_root, manifest.mouse_id)
     try:
         package = write_datapackage(ctx, tracks, histology, ephys_dirs)
         result.notes += package.warnings
-        result.items.append(ItemResult("datapackage", "ok"))
+        span = (start, _now_iso())
+        if state.unchanged("datapackage", "", config.data_root, mouse):
+            span = state.span("datapackage")  # same bytes as the run that wrote it
+        else:
+            state.record("datapackage", "", {}, [package.path], mouse, span)
+        result.items.append(ItemResult("datapackage", "ok", span=span))
     except (PackageError, InputError, ValueError) as exc:
-        result.items.append(ItemResult("datapackage", "failed", str(exc)))
-    runs = [StageRun(kind, *span, status="ok") for kind, span in sorted(times.items())]
-    runs.append(StageRun("packaging", start, datetime.now(UTC)))
-    write_processing(config, manifest.mouse_id, runs)
+        state.forget("datapackage")
+        span = (start, _now_iso())
+        result.items.append(ItemResult("datapackage", "failed", str(exc), span=span))
+    write_processing(config, manifest.mouse_id, stage_runs(result.items))
+
+
+STAGE_OF = {
+    "histology": "histology",
+    "ephys": "ephys",
+    "track": "tracks",
+    "datapackage": "packaging",
+}
+
+
+def stage_runs(items: list[ItemResult]) -> list:
+    """One provenance entry per stage: the span of its items' runs, failed if one failed."""
+    from .stages.provenance import StageRun
+
+    by_stage: dict[str, list[ItemResult]] = {}
+    for item in items:
+        stage = STAGE_OF.get(item.name.split(" ", 1)[0])
+        if stage is not None and all(item.span):
+            by_stage.setdefault(stage, []).append(item)
+    runs = []
+    for stage, members in sorted(by_stage.items()):
+        failed = [i for i in members if i.status == "failed"]
+        notes = "; ".join(f"{i.name}: {i.reason}" for i in failed)[:2000] or None
+        runs.append(
+            StageRun(
+                stage,
+                datetime.fromisoformat(min(i.span[0] for i in members)),
+                datetime.fromisoformat(max(i.span[1] for i in members)),
+                status="failed" if failed else "ok",
+                notes=f"failed: {notes}" if notes else None,
+            )
+        )
+    return runs
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _record(state: RunState, item: ItemResult, mouse: Path) -> None:
     if item.status == "ok":
         files = [mouse / f for f in item.files]
-        state.record(item.name, item.fingerprint, item.inputs, files, mouse)
+        state.record(item.name, item.fingerprint, item.inputs, files, mouse, item.span)
     elif item.status == "failed":
         state.forget(item.name)
 

@@ -101,13 +101,28 @@ class RunState:
         return True
 
     def record(
-        self, key: str, params: str, inputs: dict[str, str], files: Iterable[Path], root: Path
+        self,
+        key: str,
+        params: str,
+        inputs: dict[str, str],
+        files: Iterable[Path],
+        root: Path,
+        span: tuple[str, str] = ("", ""),
     ) -> None:
-        """Remember a finished item, what it read and its outputs (relative to ``root``)."""
+        """Remember a finished item, what it read, its outputs (relative to ``root``), its span.
+
+        ``span`` is the (start, end) ISO time of the run that produced the outputs; a later run
+        that skips the item reports that span, so provenance describes who made the files.
+        """
         outs = {str(Path(f).relative_to(root)): self.digests.file(Path(f)) for f in files}
-        self.items[key] = {"params": params, "inputs": inputs, "outputs": outs}
+        self.items[key] = {"params": params, "inputs": inputs, "outputs": outs, "span": span}
         outputs.write_bytes_atomic(self.path, outputs.json_bytes(self.items))
         self.digests.save()
+
+    def span(self, key: str) -> tuple[str, str]:
+        """The recorded (start, end) ISO times of a finished item ("" when unknown)."""
+        start, end = self.items.get(key, {}).get("span") or ("", "")
+        return str(start), str(end)
 
     def forget(self, key: str) -> None:
         """Drop an item (it failed, or its inputs changed)."""

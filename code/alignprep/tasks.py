@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ class ItemResult:
     fingerprint: str = ""  # of the parameters and code (reads.params_fingerprint)
     files: tuple[str, ...] = ()  # relative to the mouse folder
     inputs: dict[str, str] = field(default_factory=dict)  # what it read -> digest
+    span: tuple[str, str] = ("", "")  # ISO start and end of the run that made its outputs
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,14 @@ def _item_reads(ctx_reads: Reads) -> Iterator[Reads]:
         yield reads
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _skipped(state: RunState, name: str, fp: str) -> ItemResult:
+    return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp, span=state.span(name))
+
+
 def run_task(job: Job) -> list[ItemResult]:
     """Run one task in whatever process or thread the executor chose."""
     from .inputs.manifest import read_manifest
@@ -120,7 +130,8 @@ def _ephys_item(job: Job, manifest, state: RunState) -> ItemResult:
     fp = params_fingerprint({"item": "ephys", "ephys": asdict(settings), "job": asdict(probe_job)})
     mouse = outputs.mouse_dir(cfg.results_root, manifest.mouse_id)
     if state.unchanged(name, fp, cfg.data_root, mouse):
-        return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
+        return _skipped(state, name, fp)
+    started = _now()
     with recording() as reads:
         for folder in (
             cfg.data_root / probe_job.sorted_recording,
@@ -132,7 +143,7 @@ def _ephys_item(job: Job, manifest, state: RunState) -> ItemResult:
     # no_spikes (no analyzer: channels and QC only) is a failed item: the manifest asked for units
     status: Status = "ok" if res.status == "ok" else "failed"
     inputs = reads.digest(cfg.data_root, state.digests)
-    return ItemResult(name, status, res.reason, res.seconds, fp, files, inputs)
+    return ItemResult(name, status, res.reason, res.seconds, fp, files, inputs, (started, _now()))
 
 
 def _histology_item(ctx: _Context, state: RunState, validation_error: str) -> ItemResult:
@@ -144,8 +155,8 @@ def _histology_item(ctx: _Context, state: RunState, validation_error: str) -> It
     fp = params_fingerprint({"item": name, "histology": cfg.histology.model_dump(mode="json")})
     mouse = outputs.mouse_dir(cfg.results_root, ctx.manifest.mouse_id)
     if state.unchanged(name, fp, cfg.data_root, mouse):
-        return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp)
-    t0_s = time.perf_counter()
+        return _skipped(state, name, fp)
+    t0_s, started = time.perf_counter(), _now()
     mouse_ctx, ctx_reads = ctx.get()
     with _item_reads(ctx_reads) as reads:
         hist = run_histology(mouse_ctx)
@@ -158,6 +169,7 @@ def _histology_item(ctx: _Context, state: RunState, validation_error: str) -> It
         fp,
         files,
         reads.digest(cfg.data_root, state.digests),
+        (started, _now()),
     )
 
 
@@ -180,9 +192,9 @@ def _track_items(
         params = {"item": "track", "tracks": cfg.tracks.model_dump(mode="json"), "row": row}
         fp = params_fingerprint({**params, "suffix": res.suffix})
         if state.unchanged(name, fp, cfg.data_root, mouse):
-            items.append(ItemResult(name, "skipped", UNCHANGED, fingerprint=fp))
+            items.append(_skipped(state, name, fp))
             continue
-        t0_s = time.perf_counter()
+        t0_s, started = time.perf_counter(), _now()
         try:
             mouse_ctx, ctx_reads = ctx.get()
         except (InputError, ValueError, OSError) as exc:
@@ -195,6 +207,7 @@ def _track_items(
         status: Status = "ok" if res.status == "ok" else "failed"
         seconds = time.perf_counter() - t0_s
         inputs = reads.digest(cfg.data_root, state.digests)
-        items.append(ItemResult(name, status, res.reason, seconds, fp, files, inputs))
+        span = (started, _now())
+        items.append(ItemResult(name, status, res.reason, seconds, fp, files, inputs, span))
     log_results(results)
     return items

@@ -9,6 +9,7 @@ import numpy as np
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
+from ..inputs.identity import check_subject
 from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest
 from ..inputs.omezarr import Multiscale
@@ -56,10 +57,11 @@ class MouseContext:
         registration = config.input_path(override, "registration_asset") if override else None
         confine(sources.asset_path, config.data_root, "SmartSPIM asset of the image layers")
         asset = discover(sources.asset_path, registration)
+        subject_warnings = check_subject(asset.path, manifest.mouse_id, "SmartSPIM asset")
         ms = asset.multiscale()
         lv0 = ms.levels[0]
         native0 = native_header(asset.orientation, lv0.spacing_mm, lv0.size)
-        warnings = [*sources.warnings, *asset.processing.warnings]
+        warnings = [*sources.warnings, *asset.processing.warnings, *subject_warnings]
         if len(ms.levels) > REGISTRATION_LEVEL:
             reg_level = ms.levels[REGISTRATION_LEVEL]
             s_reg, size_reg = reg_level.spacing_mm, reg_level.size

@@ -4,8 +4,9 @@ One job per (recording_id, ephys_collection) however many manifest rows share it
 in its own worker process (``n_jobs`` of them; in-process when 1): it discovers the inputs,
 stages the chosen analyzers under private names, runs ``extract_continuous`` and
 ``extract_spikes`` of ``aind-ephys-ibl-gui-conversion`` into a private temp folder
-``<probe_dir>.tmp-<pid>``, normalises that folder to the IBL convention (:mod:`.alf`), checks it
-with ``one.alf.io``, then moves the files into the probe folder one by one (``os.replace``).
+``.<probe>.alignprep-tmp-*`` beside the probe folder, normalises that folder to the IBL
+convention (:mod:`.alf`), checks it with ``one.alf.io``, then moves the files into the probe
+folder one by one (``os.replace``).
 A failing probe leaves no ephys files behind and never stops the others.
 
 Converter choices: ``min_duration_secs`` is passed as 0 (``EphysSettings.min_duration_s``). Its
@@ -147,7 +148,7 @@ def run_ephys(
                     by_job[job] = future.result()
                 except Exception as exc:  # the worker died (e.g. killed for memory)
                     probe = _probe_dir(config.results_root, job)
-                    for tmp in probe.parent.glob(f"{probe.name}.tmp-*"):
+                    for tmp in probe.parent.glob(f".{probe.name}{outputs.TEMP_MARK}*"):
                         shutil.rmtree(tmp, ignore_errors=True)
                     _remove_owned(probe)
                     reason = f"worker process failed: {type(exc).__name__}: {exc}"
@@ -170,7 +171,7 @@ def extract_probe(
     t0_s = time.perf_counter()
     res = EphysResult(job, "failed")
     probe = _probe_dir(results_root, job)
-    tmp = probe.with_name(f"{probe.name}.tmp-{os.getpid()}")
+    tmp = outputs.temp_dir_beside(probe)
     try:
         if job.problem:
             raise InputError(job.problem)
@@ -185,7 +186,6 @@ def extract_probe(
         )
         res.warnings += inputs.warnings
         check_durations(inputs, settings)
-        shutil.rmtree(tmp, ignore_errors=True)
         staged = _stage_sorted(inputs, tmp / "sorted")
         log.info("%s: running the converter (%d analyzer(s))", job.name, len(inputs.analyzers))
         folder = _run_converter(inputs, staged, tmp / "out", settings, n_threads)

@@ -240,6 +240,7 @@ def validate(config: PipelineConfig) -> ValidationReport:
     if not config.references.lca_template.is_file():
         report.add("mouse", "LCA template", "warning", f"{config.references.lca_template} missing")
     if not config.skip_ephys:
+        check_subjects(config, manifest, report)
         check_probes(config, manifest, report)
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
     for row in manifest.rows:
@@ -253,6 +254,22 @@ def validate(config: PipelineConfig) -> ValidationReport:
         for warning in result[1] if result else []:
             report.add("row", "track", "warning", warning, key)
     return report
+
+
+def check_subjects(config: PipelineConfig, manifest: Manifest, report: ValidationReport) -> None:
+    """Each probe's sorted asset and raw session must belong to the manifest's mouse."""
+    from ..inputs.identity import check_subject
+    from .ephys import plan_ephys
+
+    for job in plan_ephys(manifest):
+        for what, folder in (
+            ("sorted asset", config.data_root / job.sorted_recording),
+            ("raw ecephys session", config.data_root / job.recording_id),
+        ):
+            if folder.is_dir():
+                guard = _guard(report, "probe", f"{what} subject", job.name)
+                for warning in guard(check_subject, folder, manifest.mouse_id, what) or []:
+                    report.add("probe", f"{what} subject", "warning", warning, job.name)
 
 
 def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationReport) -> None:

@@ -322,6 +322,7 @@ def _write_smartspim(
     write_json(
         asset / "metadata.nd.json",
         {
+            "subject": {"subject_id": spec.mouse_id},
             "acquisition": {
                 "axes": [
                     {"name": axis.upper(), "dimension": dim, "direction": LETTER_DIRECTION[letter]}
@@ -331,7 +332,7 @@ def _write_smartspim(
                         ("z", 0, code[2]),
                     )
                 ]
-            }
+            },
         },
     )
     write_json(

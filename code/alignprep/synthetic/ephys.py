@@ -236,9 +236,16 @@ def build_ephys(
         for probe in spec.probes:
             truth["probes"][probe] = builders[probe](target, probe, int(rng.integers(2**31)))
     _write_open_ephys(target.session / "ecephys_clipped", target.oebin)
-    description = {"name": target.sorted_dir.name, "source_data": [rid], "input_data_name": rid}
+    description = {
+        "name": target.sorted_dir.name,
+        "subject_id": mouse_id,
+        "source_data": [rid],
+        "input_data_name": rid,
+    }
     write_json(target.sorted_dir / "data_description.json", description)
-    write_json(target.session.parent / "data_description.json", {"name": rid})
+    write_json(
+        target.session.parent / "data_description.json", {"name": rid, "subject_id": mouse_id}
+    )
     write_json(truth_path or data_root.parent / "ephys_truth.json", truth)
     return truth
 
