@@ -225,3 +225,36 @@ def test_defaults_missing_key_is_an_error():
 
 def test_defaults_path_is_code_params_json():
     assert DEFAULTS_PATH.name == "params.json" and DEFAULTS_PATH.parent.name == "code"
+
+
+@pytest.mark.parametrize(
+    ("values", "needles"),
+    [
+        (
+            {"histology": {"output_voxel_size_um": 0.03}},
+            [
+                "histology.output_voxel_size_um' = 0.03 um is outside the plausible range "
+                "[5, 200] um; the value is in micrometres",
+                "was it given in millimetres? 0.03 millimetres = 30 um",
+            ],
+        ),
+        (
+            {"histology": {"desired_voxel_size_um": 0.035}},
+            ["desired_voxel_size_um' = 0.035 um", "0.035 millimetres = 35 um"],
+        ),
+        (
+            {"ephys": {"rms_window_duration_s": 4000}},
+            ["rms_window_duration_s' = 4000 s", "4000 milliseconds = 4 s"],
+        ),
+    ],
+)
+def test_values_in_the_wrong_unit_are_refused_naming_the_unit(values, needles):
+    with pytest.raises(ConfigError) as info:
+        build_config([ParamLayer("test", values)], environ={})
+    for needle in needles:
+        assert needle in str(info.value)
+
+
+def test_plausible_values_pass():
+    cfg = build_config([ParamLayer("t", {"histology": {"output_voxel_size_um": 10}})], environ={})
+    assert cfg.histology.output_voxel_size_um == 10
