@@ -1,6 +1,7 @@
 """What an item read, recorded by the readers themselves, so a re-run can prove it unchanged.
 
-Every reader of an input calls :func:`note_file` (a file whose bytes it uses), :func:`note_tree`
+Every reader of an input calls :func:`note_file` (a file whose bytes it uses), :func:`note_header`
+(an image of which it reads only the header), :func:`note_tree`
 (a folder read as a whole: a zarr level, an analyzer) or :func:`note_listing` (a folder whose
 listing decided what to read). The orchestration runs each item inside :func:`recording` and
 stores the digests of what was noted (:meth:`Reads.digest`); the next run re-digests exactly those
@@ -101,6 +102,12 @@ def note_file(path: Path) -> Path:
     return Path(path)
 
 
+def note_header(path: Path) -> Path:
+    """An image file of which only the header (geometry) is read: voxel edits do not count."""
+    _note("head", Path(path))
+    return Path(path)
+
+
 def note_tree(path: Path, content_limit_bytes: int | None = None) -> Path:
     """A folder read as a whole (every file below it); large files by size and mtime."""
     _note("tree", Path(path), "" if content_limit_bytes is None else str(content_limit_bytes))
@@ -147,6 +154,8 @@ def _digest(kind: str, path: Path, arg: str, digests: FileDigests) -> str:
     try:
         if kind == "file":
             return digests.file(path) if path.is_file() else "missing"
+        if kind == "head":
+            return _header_digest(path) if path.is_file() else "missing"
         if kind == "tree":
             limit = int(arg) if arg else None
             if not path.exists():
@@ -156,6 +165,17 @@ def _digest(kind: str, path: Path, arg: str, digests: FileDigests) -> str:
         return hashlib.sha256("\0".join(names).encode()).hexdigest()
     except OSError as exc:
         return f"unreadable: {exc.strerror}"
+
+
+def _header_digest(path: Path) -> str:
+    """sha256 of an image header as its reader parses it (NIfTI: the header block)."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+    except Exception as exc:  # unreadable: report a digest that cannot match a good one
+        return f"unreadable header: {type(exc).__name__}"
+    return hashlib.sha256(header.binaryblock).hexdigest()
 
 
 def changed(inputs: dict[str, str], data_root: Path, digests: FileDigests) -> list[str]:

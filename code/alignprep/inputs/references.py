@@ -10,7 +10,7 @@ import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import InputError
-from ..reads import note_file
+from ..reads import note_file, note_header
 from ..space.atlas import check_ccf_header
 from ..space.frames import ImageHeader
 from ..space.transforms import Registration
@@ -64,7 +64,7 @@ def nifti_header(path: Path) -> ImageHeader:
     import nibabel as nib
 
     try:
-        img = nib.load(str(note_file(require_file(path, "NIfTI volume"))))
+        img = nib.load(str(note_header(require_file(path, "NIfTI volume"))))
     except (OSError, nib.filebasedimages.ImageFileError) as exc:
         raise InputError(f"cannot read NIfTI header: {exc}", file=path) from None
     affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine  # RAS -> LPS

@@ -1,0 +1,154 @@
+"""A skipped item is proven unchanged: editing any input it read re-runs exactly the items that
+read it, and the re-run results equal a fresh run, byte for byte."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from alignprep.synthetic import SyntheticSpec, build_dataset
+
+from .test_pipeline import RECORDING, _hashes, _report, _run
+
+TRACKS = "tracks"  # every track item
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return build_dataset(tmp_path_factory.mktemp("rerun") / "ds", SyntheticSpec())
+
+
+def _asset(data: Path) -> Path:
+    return next(data.glob("SmartSPIM_*"))
+
+
+def _zarrs(data: Path) -> list[Path]:
+    """[Ex_488_Em_525 (other channel), Ex_639_Em_667 (registration channel)]."""
+    return sorted((_asset(data) / "image_tile_fusing" / "OMEZarr").glob("*.zarr"))
+
+
+def _edit_json(path: Path, change: Callable[[dict], None]) -> None:
+    obj = json.loads(path.read_text())
+    change(obj)
+    path.write_text(json.dumps(obj, indent=1))
+
+
+def registration_level_shape(data: Path) -> None:
+    """Level 3 is never read, but the pipeline frame is anchored on its size (the reported bug)."""
+
+    def shrink(zarray: dict) -> None:
+        zarray["shape"][-1] -= 1
+
+    for zarr in _zarrs(data):  # every channel shares the pyramid
+        _edit_json(zarr / "3" / ".zarray", shrink)
+
+
+def _rename(attrs: dict) -> None:
+    attrs["multiscales"][0]["name"] = "renamed"
+
+
+def registration_channel_multiscales(data: Path) -> None:
+    """The tracks read the registration channel's metadata (the frame), not the other's."""
+    _edit_json(_zarrs(data)[1] / ".zattrs", _rename)
+
+
+def other_channel_multiscales(data: Path) -> None:
+    _edit_json(_zarrs(data)[0] / ".zattrs", _rename)
+
+
+def acquisition_metadata(data: Path) -> None:
+    _edit_json(_asset(data) / "metadata.nd.json", lambda m: m.update(note="re-exported"))
+
+
+def import_version(data: Path) -> None:
+    """0.0.25 -> 0.0.33: the pipeline frame no longer forces the spacing (step A)."""
+
+    def bump(proc: dict) -> None:
+        for process in proc["processing_pipeline"]["data_processes"]:
+            if process["name"] == "Image importing":
+                process["code_version"] = "0.0.33"
+
+    _edit_json(_asset(data) / "processing.json", bump)
+
+
+def template_to_ccf_affine(data: Path) -> None:
+    import ants
+
+    path = data / "spim_template_to_ccf" / "syn_0GenericAffine.mat"
+    tx = ants.read_transform(str(path))
+    params = np.asarray(tx.parameters, dtype=float)
+    params[-3:] += (0.01, -0.02, 0.015)  # mm
+    tx.set_parameters(params)
+    ants.write_transform(tx, str(path))
+
+
+def ccf_template_voxels(data: Path) -> None:
+    path = data / "allen_mouse_ccf" / "average_template" / "average_template_25.nii.gz"
+    img = nib.load(str(path))
+    voxels = np.asarray(img.dataobj).copy()
+    voxels[voxels > 0] += 7
+    nib.save(nib.Nifti1Image(voxels, img.affine, img.header), str(path))
+
+
+def label_lookup(data: Path) -> None:
+    path = next(data.glob("allen_mouse_ccf_annotations_lateralized_compact/*unique_vals.npz"))
+    lut = np.load(path)["unique_labels"].copy()
+    lut[[1, 2]] = lut[[2, 1]]  # two regions swap names
+    np.savez(path, unique_labels=lut)
+
+
+def annotation(data: Path) -> None:
+    path = data / "probe_annotations" / "ProbeA_annotations.json"
+
+    def move_tip(state: dict) -> None:
+        state["layers"][0]["annotations"][-1]["point"][0] += 3.0  # 5.4 um
+
+    _edit_json(path, move_tip)
+
+
+def _statuses(results: Path) -> dict[str, str]:
+    return {i["name"]: i["status"] for i in _report(results)["items"] if i["name"] != "datapackage"}
+
+
+EDITS = (
+    # (edit, items expected to re-run, whether the outputs change)
+    (registration_level_shape, {"histology", TRACKS}, True),
+    (registration_channel_multiscales, {"histology", TRACKS}, False),
+    (other_channel_multiscales, {"histology"}, False),
+    (acquisition_metadata, {"histology", TRACKS}, False),
+    (import_version, {"histology", TRACKS}, True),
+    (template_to_ccf_affine, {"histology", TRACKS}, True),
+    (ccf_template_voxels, {"histology"}, True),
+    (label_lookup, {"histology", TRACKS}, True),
+    (annotation, {f"track {RECORDING}/ProbeA/ProbeA_track"}, True),
+)
+
+
+def test_each_input_kind_reruns_exactly_its_readers_and_matches_a_fresh_run(dataset, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    results = tmp_path / "out"
+    assert _run(data, results, "--skip-ephys").returncode == 0
+    every = set(_statuses(results))
+    tracks = {n for n in every if n.startswith("track ")}
+    before = _hashes(results)
+    for edit, expected, outputs_change in EDITS:
+        edit(data)
+        proc = _run(data, results, "--skip-ephys")
+        assert proc.returncode == 0, (edit.__name__, proc.stderr[-3000:])
+        rerun = {n for n, s in _statuses(results).items() if s == "ok"}
+        want = set().union(*(tracks if e == TRACKS else {e} for e in expected))
+        assert rerun == want, edit.__name__
+        assert {s for n, s in _statuses(results).items() if n not in want} <= {"skipped"}
+        after = _hashes(results)
+        assert (after != before) == outputs_change, edit.__name__
+        before = after
+    fresh = tmp_path / "fresh"
+    assert _run(data, fresh, "--skip-ephys").returncode == 0
+    assert _hashes(fresh) == _hashes(results)
