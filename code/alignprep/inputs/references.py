@@ -149,7 +149,8 @@ def read_ccf_volume(path: Path, what: str) -> tuple[np.ndarray, ImageHeader]:
     canonical, transform = reorient(stored, CCF_CODE)
     if stored.code != CCF_CODE:
         log.info("%s %s: stored %s %s, reoriented to PIR", what, path, stored.code, stored.size)
-    return reorient_array(data, transform), ccf_header(canonical.size)
+    # Fortran order = the ITK (i, j, k) memory layout: a plain copy when writing it back
+    return np.asfortranarray(reorient_array(data, transform)), ccf_header(canonical.size)
 
 
 def write_canonical_ccf(path: Path, what: str, out: Path) -> Path:
@@ -170,7 +171,7 @@ def write_canonical_ccf(path: Path, what: str, out: Path) -> Path:
         "encoding": "raw",
     }
     with outputs.atomic_path(out, suffix=".tmp.nrrd") as tmp:
-        nrrd.write(str(tmp), np.asarray(data), fields)
+        nrrd.write(str(tmp), data, fields)
     return out
 
 
