@@ -27,9 +27,11 @@ from alignprep import outputs
 from alignprep.errors import InputError
 from alignprep.inputs.manifest import read_manifest
 from alignprep.inputs.references import read_ccf_volume
+from alignprep.space.frames import ImageHeader, direction_from_code
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
 from alignprep.stages.probes import run_probes
+from alignprep.stages.validate import validate
 from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
 from alignprep.synthetic.volumes import ccf_in_order, write_raw_allen_nrrd, write_volume_file
 
@@ -146,7 +148,7 @@ def _flipped_template(mouse, folder: Path) -> Path:
     stored, header = ccf_in_order(template, "PIR")
     direction = header.direction.copy()
     direction[:, 2] *= -1
-    mirrored = type(header)(header.origin, header.spacing, direction, header.size)
+    mirrored = ImageHeader(header.origin, header.spacing, direction, header.size)
     return write_volume_file(folder / "mirrored.nii.gz", stored, mirrored)
 
 
@@ -231,3 +233,30 @@ def test_two_runs_with_two_stored_orders_are_byte_identical(mouse, tmp_path):
     assert set(pir) == set(rpi)
     assert len(pir) > 15
     assert differ == [], differ
+
+
+# ----------------------------------------------------------------------------- LCA template
+
+
+def _lca_checks(mouse, tmp_path: Path, spacing_mm: float, code: str) -> list:
+    ds, _, _, _, _ = mouse
+    header = ImageHeader(
+        [1.0, -2.0, 0.5], np.full(3, spacing_mm), direction_from_code(code), (6, 7, 8)
+    )
+    path = write_volume_file(tmp_path / "lca.nii.gz", np.ones((6, 7, 8), np.uint16), header)
+    config = stage_config(
+        ds.data_root,
+        tmp_path / "out",
+        references={"lca_template": str(path)},
+        checks={"min_free_disk_gb": 0.1, "warn_free_disk_gb": 0.1, "min_available_ram_gb": 0.5},
+        skip_ephys=True,
+    )
+    return [c for c in validate(config).checks if c.name == "LCA template"], path
+
+
+def test_validation_checks_the_lca_template_header(mouse, tmp_path):
+    (check,), _ = _lca_checks(mouse, tmp_path / "ok", 0.025, "IRP")  # any axis-aligned order
+    assert check.status == "ok"
+    (check,), path = _lca_checks(mouse, tmp_path / "bad", 0.010, "RAS")
+    assert check.status == "error" and check.scope == "mouse"
+    assert str(path) in check.message and "spacing [10.0, 10.0, 10.0] um" in check.message
