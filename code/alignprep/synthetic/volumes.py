@@ -193,7 +193,11 @@ def write_ome_zarr(
     spacing0_um_zyx: np.ndarray,
     chunks: tuple[int, int, int] = (64, 64, 64),
 ) -> None:
-    """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks."""
+    """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks.
+
+    A written level has every chunk file, all-zero ones included (the reader refuses a missing
+    chunk, see :mod:`alignprep.inputs.zarr_arrays`).
+    """
     import zarr
 
     with _single_threaded_blosc():
@@ -206,7 +210,7 @@ def write_ome_zarr(
                 chunks=(1, 1, *chunks),
                 dtype="uint16",
                 fill_value=0,
-                write_empty_chunks=False,
+                write_empty_chunks=True,  # every chunk of a written level, as SmartSPIM does
                 dimension_separator="/",
             )
             if data is not None:
