@@ -28,7 +28,6 @@ log = get_logger("inputs.references")
 
 T2C_PIPELINE_PREFIX = "syn_"
 T2C_OVERRIDE_PREFIX = "template_to_ccf_"
-ALLEN_RESOLUTIONS_UM = (10.0, 25.0, 50.0, 100.0)
 T2C_SIDECARS = ("template_to_ccf_transform_information.json", "transform_information.json")
 
 
@@ -173,6 +172,10 @@ def write_canonical_ccf(path: Path, what: str, out: Path) -> Path:
     with outputs.atomic_path(out, suffix=".tmp.nrrd") as tmp:
         nrrd.write(str(tmp), data, fields)
     return out
+
+
+# Resolutions of the Allen API NRRDs (annotation_<res>.nrrd): their header spacing, in um.
+ALLEN_RESOLUTIONS_UM = (10.0, 25.0, 50.0, 100.0)
 
 
 def _require_ccf_geometry(stored: ImageHeader, path: Path, what: str) -> None:
