@@ -168,14 +168,20 @@ def _digest(kind: str, path: Path, arg: str, digests: FileDigests) -> str:
 
 
 def _header_digest(path: Path) -> str:
-    """sha256 of an image header as its reader parses it (NIfTI: the header block)."""
-    import nibabel as nib
-
+    """sha256 of an image header as its reader parses it (NIfTI header block, NRRD fields)."""
     try:
-        header = nib.load(str(path)).header
-    except Exception as exc:  # unreadable: report a digest that cannot match a good one
+        if path.name.endswith(".nrrd") or path.name.endswith(".nhdr"):
+            import nrrd
+
+            fields = nrrd.read_header(str(path))
+            blob = json.dumps({k: str(v) for k, v in fields.items()}, sort_keys=True).encode()
+        else:
+            import nibabel as nib
+
+            blob = nib.load(str(path)).header.binaryblock
+    except Exception as exc:  # unreadable: a digest that cannot match a readable header
         return f"unreadable header: {type(exc).__name__}"
-    return hashlib.sha256(header.binaryblock).hexdigest()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def changed(inputs: dict[str, str], data_root: Path, digests: FileDigests) -> list[str]:

@@ -152,13 +152,42 @@ def test_check_ccf_header():
     bad_origin = ImageHeader([0.0, 0.025, 0.0], good.spacing, good.direction, good.size)
     bad_spacing = ImageHeader(good.origin, [0.025, 0.025, 0.01], good.direction, good.size)
     bad_dir = ImageHeader(good.origin, good.spacing, np.eye(3), good.size)
-    for hdr, word in ((bad_origin, "origin"), (bad_spacing, "spacing"), (bad_dir, "direction")):
+    for hdr, word in (
+        (bad_origin, "origin [0.0, 0.025, 0.0] mm (1 voxels from 0)"),
+        (bad_spacing, "spacing [25.0, 25.0, 10.0] um"),
+        (bad_dir, "orientation LPS (ML, AP, DV): index axis 0 points L"),
+    ):
         problems = check_ccf_header(hdr, "ccf.nii.gz")
         assert len(problems) == 1
         assert word in problems[0]
-        assert "ccf.nii.gz" in problems[0]
+        assert problems[0].startswith("ccf.nii.gz: ")
+        assert "expected" in problems[0]
     all_bad = ImageHeader([1.0, 0.0, 0.0], np.full(3, 0.05), np.eye(3), good.size)
     assert len(check_ccf_header(all_bad, "x")) == 3
+
+
+@pytest.mark.parametrize("code", ["PIR", "PRI", "IPR", "IRP", "RPI", "RIP"])
+def test_check_ccf_header_accepts_every_permutation_of_pir(code):
+    # SimpleITK's cosines for the code: every permutation of PIR is the CCF frame
+    cosines = sitk.DICOMOrientImageFilter.GetDirectionCosinesFromOrientation(code)
+    hdr = ImageHeader(np.zeros(3), np.full(3, 0.025), np.reshape(cosines, (3, 3)), (4, 5, 6))
+    assert check_ccf_header(hdr, "ccf") == []
+
+
+@pytest.mark.parametrize(("code", "reversed_letter"), [("AIR", "A"), ("PSR", "S"), ("LIP", "L")])
+def test_check_ccf_header_refuses_a_flip(code, reversed_letter):
+    cosines = sitk.DICOMOrientImageFilter.GetDirectionCosinesFromOrientation(code)
+    hdr = ImageHeader(np.zeros(3), np.full(3, 0.025), np.reshape(cosines, (3, 3)), (4, 5, 6))
+    (problem,) = check_ccf_header(hdr, "ccf")
+    assert f"points {reversed_letter}" in problem and "flipped axis" in problem
+
+
+def test_check_ccf_header_refuses_oblique():
+    good = ccf_header((4, 5, 6))
+    c, s = np.cos(0.1), np.sin(0.1)
+    rot = np.array([[1, 0, 0], [0, c, -s], [0, s, c]]) @ good.direction
+    (problem,) = check_ccf_header(ImageHeader(good.origin, good.spacing, rot, good.size), "ccf")
+    assert "oblique" in problem
 
 
 # ----------------------------------------------------------------------------- regions

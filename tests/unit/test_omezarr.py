@@ -172,7 +172,8 @@ def test_non_factor_two_pyramid(tmp_path: Path):
     _edit_zattrs(path, edit)
     with pytest.raises(InputError, match="factor 2") as err:
         read_multiscale(path)
-    assert err.value.file == str(path)
+    assert err.value.file == str(path / ".zattrs")
+    assert "channel a, level 2" in str(err.value)
 
 
 def test_shape_not_halved(tmp_path: Path):
@@ -244,13 +245,15 @@ def test_read_level_values(pyramid):
     np.testing.assert_array_equal(lazy[3:11, 7, 9:17], levels[0][3:11, 7, 9:17])
 
 
-def test_read_level_without_chunks_is_fill(tmp_path: Path):
+def test_read_level_without_chunks_is_refused(tmp_path: Path):
+    # zarr would return the fill value; the SmartSPIM pipeline writes every chunk (zarr_arrays)
     path = tmp_path / "a.zarr"
     write_ome_zarr(path, [None] * 2, _shapes(SHAPE0, 2), BASE_UM_ZYX)
     ms = read_multiscale(path)
     lazy = ms.read_level(ms.levels[1])
     assert lazy.shape == _shapes(SHAPE0, 2)[1]
-    assert not lazy[:, :, :].any()
+    with pytest.raises(InputError, match="channel a, level 1: 1 chunk file"):
+        lazy[:, :, :]
 
 
 # ----------------------------------------------------------------------------- same pyramid

@@ -1,4 +1,9 @@
-"""Reference volumes (CCF template, compact labels, LCA template) and template -> CCF transforms."""
+"""Reference volumes (CCF template, compact labels, LCA template) and template -> CCF transforms.
+
+CCF volumes may be stored in any index order whose physical geometry is the CCF's; they are
+checked from their headers and reoriented to the canonical PIR layout on load, so everything
+downstream sees one geometry (docs/inputs/references.md).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +13,19 @@ from typing import Any
 
 import numpy as np
 
+from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
-from ..reads import note_file, note_header
-from ..space.atlas import check_ccf_header
-from ..space.frames import ImageHeader
+from ..logs import get_logger
+from ..reads import note_file
+from ..space.atlas import CCF_CODE, CCF_EXPECTED, ccf_header, check_ccf_header
+from ..space.frames import ImageHeader, reorient
+from ..space.resample import reorient_array
 from ..space.transforms import Registration
 from .locate import read_json_object
+from .volumes import read_header, read_volume
+
+log = get_logger("inputs.references")
 
 T2C_PIPELINE_PREFIX = "syn_"
 T2C_OVERRIDE_PREFIX = "template_to_ccf_"
@@ -60,36 +71,11 @@ def require_file(path: Path, what: str) -> Path:
 
 
 def nifti_header(path: Path) -> ImageHeader:
-    """LPS header of a NIfTI file, read without its voxels (nibabel keeps RAS; we flip)."""
-    import nibabel as nib
+    """Physical LPS header of a NIfTI file in its stored index order, voxels not read.
 
-    try:
-        img = nib.load(str(note_header(require_file(path, "NIfTI volume"))))
-    except (OSError, nib.filebasedimages.ImageFileError) as exc:
-        raise InputError(f"cannot read NIfTI header: {exc}", file=path) from None
-    affine = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine  # RAS -> LPS
-    spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    return ImageHeader(affine[:3, 3], spacing, affine[:3, :3] / spacing, img.shape[:3])
-
-
-def nrrd_volume(path: Path) -> tuple[np.ndarray, ImageHeader]:
-    """A NRRD volume in ITK index order (i, j, k) and its LPS header."""
-    import nrrd
-
-    try:
-        data, hdr = nrrd.read(
-            str(note_file(require_file(path, "NRRD volume")))
-        )  # index order (i, j, k)
-    except nrrd.NRRDError as exc:
-        raise InputError(f"cannot read NRRD: {exc}", file=path) from None
-    space = str(hdr.get("space", "left-posterior-superior")).lower()
-    flip = {"left-posterior-superior": [1, 1, 1], "right-anterior-superior": [-1, -1, 1]}
-    if space not in flip:
-        raise InputError(f"NRRD space {space!r}: expected LPS or RAS", file=path)
-    axes = np.asarray(hdr["space directions"], dtype=float).T * np.array(flip[space])[:, None]
-    spacing = np.linalg.norm(axes, axis=0)
-    origin = np.asarray(hdr.get("space origin", np.zeros(3)), float) * flip[space]
-    return data, ImageHeader(origin, spacing, axes / spacing, data.shape)
+    Vector images (ANTs displacement fields) give the header of their three spatial axes.
+    """
+    return read_header(require_file(path, "NIfTI volume"), "NIfTI volume", scalar=False)
 
 
 def unique_labels(config: PipelineConfig) -> np.ndarray:
@@ -105,7 +91,7 @@ def unique_labels(config: PipelineConfig) -> np.ndarray:
 class CcfLabels:
     """Lateralized Allen ids on the CCF 25 um grid, looked up at CCF points."""
 
-    compact: np.ndarray  # (AP, DV, ML) compact indices
+    compact: np.ndarray  # (AP, DV, ML) compact indices, canonical PIR whatever the stored order
     unique_labels: np.ndarray  # compact index -> signed Allen id
     header: ImageHeader
 
@@ -113,10 +99,7 @@ class CcfLabels:
     def load(cls, config: PipelineConfig) -> CcfLabels:
         """Read the compact labels and their lookup; assert the CCF frame assumption."""
         path = config.references.ccf_labels_compact
-        compact, header = nrrd_volume(path)
-        problems = check_ccf_header(header, str(path))
-        if problems:
-            raise InputError("; ".join(problems), file=path)
+        compact, header = read_ccf_volume(path, "CCF compact labels")  # canonical PIR
         unique = unique_labels(config)
         lut_path = config.references.ccf_labels_unique_values
         if compact.max() >= len(unique):
@@ -136,10 +119,121 @@ class CcfLabels:
 
 
 def check_ccf_template(config: PipelineConfig) -> ImageHeader:
-    """The CCF template's header must match the frame the bregma conversion assumes."""
-    path = config.references.ccf_template
-    header = nifti_header(path)
-    problems = check_ccf_header(header, str(path))
+    """The CCF template's canonical (PIR) header, after checking its physical geometry."""
+    return ccf_volume_header(config.references.ccf_template, "CCF template")
+
+
+# --- CCF volumes in any index order ----------------------------------------------------------
+
+
+def ccf_volume_header(path: Path, what: str) -> ImageHeader:
+    """Canonical PIR header of a stored CCF 25 um volume; InputError unless it is the CCF.
+
+    Read from the header only. Every axis-aligned permutation of PIR is the CCF (coordinates.md
+    §6); anything else (flipped or oblique axes, origin, spacing, the raw Allen NRRD) is refused.
+    """
+    stored = read_header(path, what)
+    _require_ccf_geometry(stored, path, what)
+    canonical, _ = reorient(stored, CCF_CODE)
+    return ccf_header(canonical.size)
+
+
+def read_ccf_volume(path: Path, what: str) -> tuple[np.ndarray, ImageHeader]:
+    """A stored CCF 25 um volume reoriented to the canonical PIR layout, and its exact header.
+
+    The array is in ITK order (AP, DV, ML) whatever the stored index order; the header is
+    :func:`alignprep.space.atlas.ccf_header` (origin 0, 0.025 mm, PIR) exactly.
+    """
+    data, stored = read_volume(path, what)
+    _require_ccf_geometry(stored, path, what)
+    canonical, transform = reorient(stored, CCF_CODE)
+    if stored.code != CCF_CODE:
+        log.info("%s %s: stored %s %s, reoriented to PIR", what, path, stored.code, stored.size)
+    # Fortran order = the ITK (i, j, k) memory layout: a plain copy when writing it back
+    return np.asfortranarray(reorient_array(data, transform)), ccf_header(canonical.size)
+
+
+def write_canonical_ccf(path: Path, what: str, out: Path) -> Path:
+    """The CCF volume at ``path`` written to ``out`` in the canonical layout, for ANTs.
+
+    Raw (uncompressed) NRRD with the exact CCF header, so that every stored index order and
+    format of the same volume gives ANTs a byte-identical input.
+    """
+    import nrrd
+
+    data, header = read_ccf_volume(path, what)
+    fields = {
+        "space": "left-posterior-superior",
+        "space directions": (header.direction * header.spacing).T,
+        "space origin": header.origin,
+        "kinds": ["domain", "domain", "domain"],
+        "endian": "little",
+        "encoding": "raw",
+    }
+    with outputs.atomic_path(out, suffix=".tmp.nrrd") as tmp:
+        nrrd.write(str(tmp), data, fields)
+    return out
+
+
+# Resolutions of the Allen API NRRDs (annotation_<res>.nrrd): their header spacing, in um.
+ALLEN_RESOLUTIONS_UM = (10.0, 25.0, 50.0, 100.0)
+
+
+def _require_ccf_geometry(stored: ImageHeader, path: Path, what: str) -> None:
+    """InputError naming the file, what its header says and the expected CCF layout."""
+    spacing = float(stored.spacing[0])
+    looks_raw_allen = (
+        np.allclose(stored.direction, np.eye(3), atol=1e-9)
+        and np.allclose(stored.spacing, spacing, rtol=1e-9)
+        and any(np.isclose(spacing, r) for r in ALLEN_RESOLUTIONS_UM)
+    )
+    if looks_raw_allen:
+        raise InputError(
+            f"{what}: the header says the index axes point left, posterior, superior (identity "
+            f"space directions) with {spacing:g} mm voxels: this is the raw Allen CCF NRRD "
+            f"(annotation_{spacing:g}.nrrd / average_template_{spacing:g}.nrrd from the Allen "
+            "API), whose array axes are really AP, DV, ML (toward P, I, R) in micrometres. Taken "
+            "at face value it is a mirrored frame 1000x too large. Expected a 25 um CCF volume "
+            f"whose header states the CCF geometry ({CCF_EXPECTED}, in mm), e.g. the Allen NIfTI "
+            "average_template_25.nii.gz or the lateralized compact labels NRRD; to use this file, "
+            "rewrite its header as space: left-posterior-superior, space directions "
+            "(0,0.025,0) (0,0,-0.025) (-0.025,0,0), space origin (0,0,0)",
+            file=path,
+        )
+    problems = check_ccf_header(stored, "")
     if problems:
-        raise InputError("; ".join(problems), file=path)
+        raise InputError(f"{what} is not the CCF 25 um frame: {'; '.join(problems)}", file=path)
+
+
+# --- LCA template ----------------------------------------------------------------------------
+
+LCA_SPACING_MM = 0.025
+
+
+def check_lca_template(path: Path) -> ImageHeader:
+    """Physical header of the SmartSPIM LCA template (stored order): 25 um, axis-aligned.
+
+    The LCA template is the fixed image of the LS -> template registration; no external standard
+    fixes its origin or index order, so any axis-aligned order is accepted (its voxels are never
+    read) and what is checked is that its header states a 25 um axis-aligned 3-D frame.
+    """
+    header = read_header(path, "LCA template")
+    problems = []
+    try:
+        code = header.code
+    except ValueError:
+        problems.append(
+            f"index axes are oblique (direction {np.round(header.direction, 6).tolist()})"
+        )
+        code = "oblique"
+    if not np.allclose(header.spacing, LCA_SPACING_MM, rtol=0, atol=1e-6):
+        problems.append(f"spacing {np.round(header.spacing * 1e3, 6).tolist()} um")
+    if problems:
+        raise InputError(
+            f"the LCA template's header: {'; '.join(problems)}; expected the SmartSPIM LCA "
+            f"template at {LCA_SPACING_MM * 1e3:g} um on every axis, axis-aligned in any index "
+            "order",
+            file=path,
+        )
+    log.debug("LCA template %s: %s, %s", path, code, header.size)
     return header

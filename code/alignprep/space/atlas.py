@@ -14,7 +14,7 @@ from functools import cache
 import numpy as np
 from iblatlas.atlas import ALLEN_CCF_LANDMARKS_MLAPDV_UM, BrainCoordinates
 
-from .frames import ImageHeader, direction_from_code
+from .frames import ImageHeader, code_from_direction, direction_from_code
 
 BREGMA_MLAPDV_UM = np.asarray(ALLEN_CCF_LANDMARKS_MLAPDV_UM["bregma"], dtype=float)
 CCF_CODE = "PIR"
@@ -73,15 +73,57 @@ def ccf_header(shape_apdvml: tuple[int, int, int]) -> ImageHeader:
     )
 
 
+# The CCF axis each anatomical letter belongs to, and the letter a CCF index axis must point to.
+CCF_AXIS_OF_LETTER = {"P": "AP", "A": "AP", "I": "DV", "S": "DV", "R": "ML", "L": "ML"}
+REVERSE = {"P": "A", "A": "P", "I": "S", "S": "I", "R": "L", "L": "R"}
+CCF_EXPECTED = "index axes toward P (AP), I (DV) and R (ML) in any order, 25 um, voxel 0 at 0"
+
+
+def ccf_axes(code: str) -> str:
+    """The CCF axis names of an orientation code, e.g. ``"RPI"`` -> ``"(ML, AP, DV)"``."""
+    return "(" + ", ".join(CCF_AXIS_OF_LETTER[c] for c in code) + ")"
+
+
 def check_ccf_header(header: ImageHeader, what: str, atol_mm: float = 1e-6) -> list[str]:
-    """Problems with a CCF 25 um volume's header (empty when it matches the assumption)."""
+    """Problems with a CCF 25 um volume's physical geometry (empty when it is the CCF's).
+
+    Any index order is the CCF when each index axis increases toward P, I or R (every
+    axis-aligned permutation of PIR), voxel [0,0,0] is centred at 0 (then it is the same corner
+    voxel in every order) and the spacing is 25 um. A flipped or oblique axis, another origin or
+    another spacing is a different physical frame.
+    """
+    prefix = f"{what}: " if what else ""
     problems = []
-    if not np.allclose(header.origin, 0.0, atol=atol_mm):
-        problems.append(f"{what}: origin {header.origin.tolist()} mm, expected (0, 0, 0)")
-    if not np.allclose(header.spacing, CCF_SPACING_MM, atol=atol_mm):
-        problems.append(f"{what}: spacing {header.spacing.tolist()} mm, expected 0.025")
-    if not np.allclose(header.direction, direction_from_code(CCF_CODE), atol=1e-6):
-        problems.append(f"{what}: direction is not {CCF_CODE} (AP, DV, ML index axes)")
+    try:
+        code = code_from_direction(header.direction)
+    except ValueError:
+        code = None
+        problems.append(
+            f"{prefix}index axes are oblique (direction "
+            f"{np.round(header.direction, 6).tolist()}); expected {CCF_EXPECTED}"
+        )
+    if code is not None and sorted(code) != sorted(CCF_CODE):
+        flipped = [
+            f"index axis {k} points {c}, the reverse of the CCF's {REVERSE[c]} "
+            f"({CCF_AXIS_OF_LETTER[c]})"
+            for k, c in enumerate(code)
+            if c not in CCF_CODE
+        ]
+        problems.append(
+            f"{prefix}orientation {code} {ccf_axes(code)}: {'; '.join(flipped)} (a flipped axis); "
+            f"expected {CCF_EXPECTED} (e.g. PIR, the Allen NIfTI order, or RPI)"
+        )
+    if not np.allclose(header.spacing, CCF_SPACING_MM, rtol=0, atol=atol_mm):
+        problems.append(
+            f"{prefix}spacing {np.round(header.spacing * 1e3, 6).tolist()} um; expected "
+            f"{CCF_SPACING_MM * 1e3:g} um on every axis (CCFv3 25 um)"
+        )
+    if not np.allclose(header.origin, 0.0, rtol=0, atol=atol_mm):
+        offset_vox = float(np.linalg.norm(header.origin) / CCF_SPACING_MM)
+        problems.append(
+            f"{prefix}origin {np.round(header.origin, 6).tolist()} mm ({offset_vox:.3g} voxels "
+            "from 0); expected voxel [0,0,0] centred at (0, 0, 0) mm"
+        )
     return problems
 
 

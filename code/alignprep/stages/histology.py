@@ -4,7 +4,9 @@ G is the ``output_voxel_size_um`` resample of the zarr level chosen by
 ``desired_voxel_size_um``, with G's index 0 at that level's index 0, reoriented to IRP
 (outputs.md §2, coordinates.md §3.4, §7). The CCF template and labels are sampled at every G
 voxel's registration-frame position through the point chain, then stamped with G's native
-header. Every file is written atomically; a failure removes what the stage wrote.
+header. ANTs reads canonical (PIR) scratch copies of the CCF volumes, so the stored index order
+of the references cannot change the outputs. Every file is written atomically; a failure
+removes what the stage wrote.
 """
 
 from __future__ import annotations
@@ -18,11 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
+from ..config import ReferenceParams
 from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
-from ..inputs.references import unique_labels
+from ..inputs.references import unique_labels, write_canonical_ccf
 from ..logs import get_logger, step
-from ..reads import note_file
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
 from ..space.transforms import Chain, apply_to_volume_files
@@ -82,6 +84,30 @@ class Grids:
         return cls(level, native_irp, reg_irp, transform)
 
 
+@dataclass(frozen=True)
+class CanonicalCcf:
+    """Scratch copies of the CCF template and compact labels in the canonical PIR layout.
+
+    ANTs reads these instead of the stored files: the stored index order (any permutation of
+    PIR, NIfTI or NRRD) then cannot change a single output byte.
+    """
+
+    template: Path
+    labels: Path
+
+    @classmethod
+    def write(cls, references: ReferenceParams, scratch: Path) -> CanonicalCcf:
+        """Check, reorient and write both volumes under ``scratch``."""
+        return cls(
+            write_canonical_ccf(
+                references.ccf_template, "CCF template", scratch / "ccf_template_pir.nrrd"
+            ),
+            write_canonical_ccf(
+                references.ccf_labels_compact, "CCF compact labels", scratch / "ccf_labels_pir.nrrd"
+            ),
+        )
+
+
 def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
     """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order)."""
     lazy = ms.read_level(ms.levels[grids.level.index])
@@ -98,7 +124,6 @@ def warp_file_to_grid(
     """``moving`` (a file) sampled on ``reference``'s grid through ``chain``: float32, ITK order."""
     import nrrd
 
-    note_file(moving)  # an input (reference volume) or an output read back: reads keeps inputs
     out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
     data, _ = nrrd.read(str(out))
     out.unlink()
@@ -183,17 +208,15 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
     with outputs.scratch_dir(cfg.scratch_root, "histology") as tmp:
         scratch = Path(tmp)
         reference = grid_file(grids.registration, scratch / "grid.nrrd")
+        with timed("CCF references -> canonical PIR"):
+            ccf = CanonicalCcf.write(cfg.references, scratch)
         with timed("CCF template -> image"):
-            template = warp_file_to_grid(
-                reference, cfg.references.ccf_template, ctx.to_ccf, "linear", scratch
-            )
+            template = warp_file_to_grid(reference, ccf.template, ctx.to_ccf, "linear", scratch)
             writer.nrrd(paths["ccf_template"], to_dtype(template, np.uint16), grids.native)
             del template
         with timed("CCF labels -> image"):
             lut = unique_labels(cfg)
-            compact = warp_file_to_grid(
-                reference, cfg.references.ccf_labels_compact, ctx.to_ccf, "genericLabel", scratch
-            )
+            compact = warp_file_to_grid(reference, ccf.labels, ctx.to_ccf, "genericLabel", scratch)
             index = np.rint(compact, out=compact).astype(np.int32)
             del compact
             if index.min() < 0 or index.max() >= len(lut):
@@ -211,7 +234,7 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
                 del vol
         if cfg.histology.write_ccf_space:
             with timed("channels -> CCF (QC)"):
-                _ccf_space(ctx, grids, channels, writer, result, scratch)
+                _ccf_space(ctx, grids, channels, writer, result, scratch, ccf.template)
 
 
 def _ccf_space(
@@ -221,8 +244,13 @@ def _ccf_space(
     writer: _Writer,
     result: HistologyResult,
     scratch: Path,
+    ccf_template: Path,
 ) -> None:
-    """Each channel (read back from image space) onto the CCF 25 um grid, IRP."""
+    """Each channel (read back from image space) onto the CCF 25 um grid, IRP.
+
+    ``ccf_template`` is the canonical copy (:class:`CanonicalCcf`): its grid is
+    ``ctx.ccf_template``, whatever index order the stored template has.
+    """
     import nrrd
 
     missing = [
@@ -233,7 +261,7 @@ def _ccf_space(
         result.warnings.append(msg)
         log.warning("%s", msg)
         return
-    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
+    root, mouse = ctx.config.results_root, ctx.mouse_id
     ccf_irp, transform = reorient(ctx.ccf_template, OUTPUT_CODE)
     registration = outputs.histology_paths(root, mouse)["registration_pipeline"]
     sources = [(ctx.asset.registration_channel, registration, ctx.multiscale.dtype)]
@@ -243,9 +271,7 @@ def _ccf_space(
         del data
         sources.append((ms.name, moving, ms.dtype))
     for name, moving, dtype in sources:
-        warped = warp_file_to_grid(
-            cfg.references.ccf_template, moving, ctx.image_to_ccf, "linear", scratch
-        )
+        warped = warp_file_to_grid(ccf_template, moving, ctx.image_to_ccf, "linear", scratch)
         volume = to_dtype(reorient_array(warped, transform), dtype)
         del warped
         writer.nrrd(outputs.ccf_space_path(root, mouse, name), volume, ccf_irp)

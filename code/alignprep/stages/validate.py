@@ -21,6 +21,7 @@ from ..config import PipelineConfig
 from ..errors import AlignprepError
 from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest, read_manifest
+from ..inputs.references import check_lca_template
 from ..logs import get_logger
 from .context import MouseContext
 
@@ -239,6 +240,8 @@ def validate(config: PipelineConfig) -> ValidationReport:
     )
     if not config.references.lca_template.is_file():
         report.add("mouse", "LCA template", "warning", f"{config.references.lca_template} missing")
+    else:
+        _guard(report, "mouse", "LCA template")(check_lca_template, config.references.lca_template)
     if not config.skip_ephys:
         check_subjects(config, manifest, report)
         check_probes(config, manifest, report)

@@ -98,6 +98,84 @@ def write_ccf_volumes(
     return unique
 
 
+def ccf_in_order(array_pir: np.ndarray, code: str) -> tuple[np.ndarray, ImageHeader]:
+    """The CCF volume ``array_pir`` (ITK order AP, DV, ML) stored with index axes along ``code``.
+
+    Same voxels at the same physical places: a permutation of PIR keeps voxel [0,0,0] at 0; a
+    flip moves the origin to the far corner, as a correct conversion would.
+    """
+    from ..space.atlas import ccf_header
+    from ..space.frames import reorient
+    from ..space.resample import reorient_array
+
+    header, transform = reorient(ccf_header(array_pir.shape), code)
+    return np.ascontiguousarray(reorient_array(array_pir, transform)), header
+
+
+def write_volume_file(
+    path: Path,
+    array_ijk: np.ndarray,
+    header: ImageHeader,
+    nrrd_space: str = "left-posterior-superior",
+    nifti_unit: str = "mm",
+) -> Path:
+    """Write ``array_ijk`` (its own ITK index order) with exactly ``header``'s geometry.
+
+    ``.nii`` / ``.nii.gz``: nibabel, sform and qform both set (code 1, aligned), spatial unit
+    ``nifti_unit`` ("mm" or "micron"). ``.nrrd``: pynrrd, gzip, in ``nrrd_space``
+    (left-posterior-superior, right-anterior-superior or left-anterior-superior). The dtype is
+    kept.
+    """
+    matrix_lps = header.direction * header.spacing  # columns = index steps, LPS mm
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        scale = {"mm": 1.0, "micron": 1e3}[nifti_unit]
+        affine = np.eye(4)
+        affine[:3, :3] = np.diag([-1.0, -1.0, 1.0]) @ matrix_lps * scale  # LPS -> RAS
+        affine[:3, 3] = np.array([-1.0, -1.0, 1.0]) * header.origin * scale
+        img = nib.Nifti1Image(np.asarray(array_ijk), affine)
+        img.set_sform(affine, code=1)
+        img.set_qform(affine, code=1)
+        img.header.set_xyzt_units(xyz=nifti_unit)
+        nib.save(img, str(path))
+        return path
+    import nrrd
+
+    flip = {
+        "left-posterior-superior": np.array([1.0, 1.0, 1.0]),
+        "right-anterior-superior": np.array([-1.0, -1.0, 1.0]),
+        "left-anterior-superior": np.array([1.0, -1.0, 1.0]),
+    }[nrrd_space]
+    fields = {
+        "space": nrrd_space,
+        "space directions": (flip[:, None] * matrix_lps).T,
+        "space origin": flip * header.origin,
+        "kinds": ["domain", "domain", "domain"],
+        "encoding": "gzip",
+    }
+    nrrd.write(str(path), np.asarray(array_ijk), fields)
+    return path
+
+
+def write_raw_allen_nrrd(path: Path, array_pir: np.ndarray, resolution_um: int = 25) -> Path:
+    """The Allen API NRRD layout (``annotation_25.nrrd``): array (AP, DV, ML), but a header
+    that says left-posterior-superior with identity directions of ``resolution_um`` (no unit)."""
+    import nrrd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = {
+        "space": "left-posterior-superior",
+        "space directions": np.eye(3) * resolution_um,
+        "space origin": np.zeros(3),
+        "kinds": ["domain", "domain", "domain"],
+        "encoding": "gzip",
+    }
+    nrrd.write(str(path), np.asarray(array_pir), fields)
+    return path
+
+
 def write_ants_image(array_ijk: np.ndarray, header: ImageHeader, path: Path, pixel: str) -> Path:
     """Write an ITK-ordered array with ``header`` through ANTs (pixel: "unsigned int", "float")."""
     import ants
@@ -115,7 +193,11 @@ def write_ome_zarr(
     spacing0_um_zyx: np.ndarray,
     chunks: tuple[int, int, int] = (64, 64, 64),
 ) -> None:
-    """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks."""
+    """An OME-NGFF 0.4 multiscale (t, c, z, y, x), zarr v2; ``None`` levels hold no chunks.
+
+    A written level has every chunk file, all-zero ones included (the reader refuses a missing
+    chunk, see :mod:`alignprep.inputs.zarr_arrays`).
+    """
     import zarr
 
     with _single_threaded_blosc():
@@ -128,7 +210,7 @@ def write_ome_zarr(
                 chunks=(1, 1, *chunks),
                 dtype="uint16",
                 fill_value=0,
-                write_empty_chunks=False,
+                write_empty_chunks=True,  # every chunk of a written level, as SmartSPIM does
                 dimension_separator="/",
             )
             if data is not None:
