@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -227,8 +228,10 @@ def _cli(data_root: Path, results: Path, references: dict[str, str]) -> dict[str
 
 def test_two_runs_with_two_stored_orders_are_byte_identical(mouse, tmp_path):
     ds, _, _, _, _ = mouse
-    pir = _cli(ds.data_root, tmp_path / "pir", {})
-    rpi = _cli(ds.data_root, tmp_path / "rpi", _write_order(mouse, "RPI", tmp_path / "refs"))
+    data = tmp_path / "data"  # inputs must be inside the data root
+    shutil.copytree(ds.data_root, data)
+    pir = _cli(data, tmp_path / "pir", {})
+    rpi = _cli(data, tmp_path / "rpi", _write_order(mouse, "RPI", data / "ccf_stored_rpi"))
     differ = sorted(k for k in pir if pir[k] != rpi.get(k))
     assert set(pir) == set(rpi)
     assert len(pir) > 15
@@ -243,9 +246,11 @@ def _lca_checks(mouse, tmp_path: Path, spacing_mm: float, code: str) -> list:
     header = ImageHeader(
         [1.0, -2.0, 0.5], np.full(3, spacing_mm), direction_from_code(code), (6, 7, 8)
     )
-    path = write_volume_file(tmp_path / "lca.nii.gz", np.ones((6, 7, 8), np.uint16), header)
+    data = tmp_path / "data"  # inputs must be inside the data root
+    shutil.copytree(ds.data_root, data)
+    path = write_volume_file(data / "lca.nii.gz", np.ones((6, 7, 8), np.uint16), header)
     config = stage_config(
-        ds.data_root,
+        data,
         tmp_path / "out",
         references={"lca_template": str(path)},
         checks={"min_free_disk_gb": 0.1, "warn_free_disk_gb": 0.1, "min_available_ram_gb": 0.5},
