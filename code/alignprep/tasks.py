@@ -174,6 +174,8 @@ def _track_items(ctx, manifest, state: RunState, excluded: dict[int, str]) -> li
             continue
         inputs = {**shared, "annotation": state.digests.file(annotation)}
         params = {"tracks": cfg.tracks.model_dump(mode="json"), "row": row, "suffix": res.suffix}
+        if ctx.image_sources is not None:  # picks follow the main state's image placement
+            params["image_layers"] = ctx.image_sources.placement_key()
         fp = fingerprint(params, inputs)
         if state.is_done(name, fp, mouse):
             items.append(ItemResult(name, "skipped", UNCHANGED, fingerprint=fp))

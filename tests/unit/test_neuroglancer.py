@@ -12,13 +12,15 @@ from alignprep.errors import InputError
 from alignprep.inputs.neuroglancer import (
     ImageSources,
     TrackPoints,
-    clean_source_url,
+    drawn_over,
     find_probe_file,
     image_sources,
     read_state,
     to_level0_index,
     track_points,
 )
+from alignprep.inputs.ng_sources import asset_channel, parse_source
+from alignprep.inputs.ng_transform import IDENTITY, Placement
 
 FILE = Path("/states/probe.json")
 SRC = (
@@ -109,15 +111,32 @@ def test_layer_transform_wins_over_global_dimensions():
     np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
 
 
-def test_source_list_uses_first_entry_with_transform():
+def test_source_list_uses_the_local_annotations_entry():
+    # Only the local://annotations source holds the layer's annotations: another source's
+    # transform does not apply to them (Neuroglancer layer/annotation/index.ts).
     layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]])
     layer["source"] = [
         "local://annotations",
-        {"url": "x", "transform": {"outputDimensions": DIMS_ZYX}},
+        {"url": "precomputed://gs://b/ann", "transform": {"outputDimensions": DIMS_XYZT}},
     ]
+    tp = track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
+    assert tp.dimension_source == "global dimensions"
+    np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
+    layer["source"][0] = {"url": "local://annotations", "transform": {"outputDimensions": DIMS_ZYX}}
     tp = track_points(_state(layer, dims={"x": [1, "m"], "y": [1, "m"], "z": [1, "m"]}), "T", FILE)
     assert tp.dimension_source == "layer source.transform.outputDimensions"
     np.testing.assert_array_equal(tp.scale_um_zyx, [2.0, 1.8, 1.8])
+
+
+def test_no_or_two_local_sources_refused():
+    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]])
+    layer["source"] = ["precomputed://gs://b/ann"]
+    with pytest.raises(InputError, match="expected exactly one 'local://annotations'") as info:
+        track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
+    assert info.value.key == "source" and info.value.file == str(FILE)
+    layer["source"] = ["local://annotations", "local://annotations"]
+    with pytest.raises(InputError, match="exactly one"):
+        track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +184,7 @@ def test_missing_layer_lists_available_annotation_layers():
 
 
 def test_one_point_is_error():
-    with pytest.raises(InputError, match=r"found 1 point.*at least 2.*entry and tip") as info:
+    with pytest.raises(InputError, match=r"found 1 pick.*at least 2.*entry and tip") as info:
         track_points(_state(_ann_layer("T", [[1, 2, 3]], DIMS_ZYX)), "T", FILE)
     assert info.value.layer == "T" and info.value.file == str(FILE)
 
@@ -199,18 +218,20 @@ def test_point_with_wrong_number_of_coordinates():
 @pytest.mark.parametrize(
     "annotation",
     [
-        {"type": "line", "pointA": [0, 0, 0], "pointB": [1, 1, 1]},
         {"type": "axis_aligned_bounding_box", "pointA": [0, 0, 0], "pointB": [1, 1, 1]},
         {"type": "ellipsoid", "center": [0, 0, 0], "radii": [1, 1, 1]},
-        {"pointA": [0, 0, 0], "pointB": [1, 1, 1]},
+        {"pointA": [0, 0, 0], "pointB": [1, 1, 1]},  # no type: a box or a line?
+        {"type": "point", "point": [0, 0, 0], "pointB": [1, 1, 1]},
+        {"type": "spline", "points": [[0, 0, 0], [1, 1, 1]]},
     ],
 )
-def test_non_point_annotation_refused(annotation: dict):
+def test_non_track_annotation_refused(annotation: dict):
     layer = _ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
     layer["annotations"].append(annotation)
-    with pytest.raises(InputError, match="not supported") as info:
+    with pytest.raises(InputError, match=r"not supported.*expected point annotations") as info:
         track_points(_state(layer), "T", FILE)
     assert info.value.key == "annotations[2]"
+    assert info.value.file == str(FILE) and info.value.layer == "T"
 
 
 def test_point_key_without_type_accepted():
@@ -220,15 +241,36 @@ def test_point_key_without_type_accepted():
     np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
 
 
-def test_layer_matrix_refused_identity_accepted():
-    shift = [[1, 0, 0, 10], [0, 1, 0, 0], [0, 0, 1, 0]]
-    layer = _ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX)
-    layer["source"]["transform"]["matrix"] = shift
-    with pytest.raises(InputError, match="matrix") as info:
+def test_layer_matrix_translation_is_applied():
+    # stored p, displayed at p + t (translation in output units): what the annotator saw
+    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]], DIMS_ZYX)
+    layer["source"]["transform"]["matrix"] = [[1, 0, 0, 10], [0, 1, 0, -2], [0, 0, 1, 0.5]]
+    tp = track_points(_state(layer), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[11, 0, 3.5], [14, 3, 6.5]])
+
+
+def test_layer_matrix_linear_part_uses_input_and_output_scales():
+    # inputDimensions in um, outputDimensions at the voxel size: a source coordinate of 3.6 um
+    # along x is 2 output units; a 90-degree swap of x and y is applied as written.
+    dims_in = {"z": [1, "um"], "y": [1, "um"], "x": [1, "um"]}
+    layer = _ann_layer("T", [[2.0, 3.6, 7.2], [4.0, 0.0, 1.8]], DIMS_ZYX)
+    layer["source"]["transform"]["inputDimensions"] = dims_in
+    layer["source"]["transform"]["matrix"] = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]]
+    tp = track_points(_state(layer), "T", FILE)
+    # z: 2 um / 2 um = 1; y <- x: 7.2 um / 1.8 = 4; x <- y: 3.6 um / 1.8 = 2
+    np.testing.assert_allclose(tp.coords_zyx, [[1, 4, 2], [2, 1, 0]], rtol=0, atol=1e-12)
+
+
+def test_layer_matrix_malformed_or_mixing_time_into_space_refused():
+    layer = _ann_layer("T", [[0, 0, 0, 0]] * 2, DIMS_XYZT)
+    layer["source"]["transform"]["matrix"] = [[1, 0, 0], [0, 1, 0]]
+    with pytest.raises(InputError, match=r"expected 4 rows.*5 finite numbers") as info:
         track_points(_state(layer), "T", FILE)
-    assert info.value.layer == "T" and info.value.file == str(FILE)
-    layer["source"]["transform"]["matrix"] = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
-    assert track_points(_state(layer), "T", FILE).coords_zyx.shape == (2, 3)
+    assert info.value.key == "source.transform.matrix"
+    mix = [[1, 0, 0, 5, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
+    layer["source"]["transform"]["matrix"] = mix
+    with pytest.raises(InputError, match="'t' \\(s\\) onto output dimension 'x'"):
+        track_points(_state(layer), "T", FILE)
 
 
 # ---------------------------------------------------------------------------- to_level0_index
@@ -287,29 +329,107 @@ def test_level0_bad_arguments():
         to_level0_index(tp, [1.0, 1.0], "center")
 
 
-# ------------------------------------------------------------------------------ image_sources
+def test_level0_image_translation_moves_picks_by_exactly_that_many_voxels():
+    # registration layer translated by (x 2, y 0, z -3) output units of one voxel each
+    tp = _points([[30.25, 20.5, 10.75], [31, 21, 11]], [2.0, 1.8, 1.8])
+    placed = Placement((-3.0, 0.0, 2.0), (2.0, 1.8, 1.8))
+    plain = to_level0_index(tp, [2.0, 1.8, 1.8], "center")
+    moved = to_level0_index(tp, [2.0, 1.8, 1.8], "center", placement=placed)
+    np.testing.assert_array_equal(moved - plain, [[-2, 0, 3], [-2, 0, 3]])
+    # the same 3.6 um shift written in um output units moves x by 2 voxels too
+    in_um = Placement((0.0, 0.0, 3.6), (1.0, 1.0, 1.0))
+    moved_um = to_level0_index(tp, [2.0, 1.8, 1.8], "center", placement=in_um)
+    np.testing.assert_allclose(moved_um - plain, [[-2, 0, 0]] * 2, rtol=0, atol=1e-12)
+
+
+def test_level0_rescaled_image_layer_refused():
+    tp = _points([[1, 2, 3]], [1.8, 1.8, 1.8])
+    same = Placement((0.0, 0.0, 0.0), (1.8,) * 3, (1.8, 1.8, 1.8))
+    np.testing.assert_array_equal(
+        to_level0_index(tp, [1.8] * 3, "center", placement=same), [[3, 2, 1]]
+    )
+    rescaled = Placement((0.0, 0.0, 0.0), (1.8,) * 3, (3.6, 1.8, 1.8))
+    with pytest.raises(InputError, match="overrides the source voxel size") as info:
+        to_level0_index(tp, [1.8] * 3, "center", placement=rescaled)
+    assert info.value.file == str(FILE) and info.value.layer == "T"
+
+
+# ------------------------------------------------------------------------------ source URLs
+
+ASSET = "SmartSPIM_123_stitched"
+TAIL = f"{ASSET}/image_tile_fusing/OMEZarr"
 
 
 @pytest.mark.parametrize(
-    ("url", "clean"),
+    ("url", "channel"),
     [
-        ("zarr://s3://bucket/x.zarr|zarr2:", "s3://bucket/x.zarr"),
-        ("zarr://http://host/a/x.zarr", "http://host/a/x.zarr"),
-        ("s3://bucket/x.zarr/|zarr2:", "s3://bucket/x.zarr"),
-        ("s3://bucket/x.zarr/", "s3://bucket/x.zarr"),
-        ("zarr:///data/x.zarr", "zarr:///data/x.zarr"),  # no scheme follows: kept
-        ("s3://bucket/x.zarr|zarr2:extra", "s3://bucket/x.zarr|zarr2:extra"),
+        (f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),  # plain string
+        (f"zarr://s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
+        (f"zarr2://s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/", "Ex_639_Em_667"),
+        (f"zarr3://s3://aind-open-data/{TAIL}/Ex_639_Em_667.ome.zarr", "Ex_639_Em_667"),
+        (f"zarr:s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
+        (f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/|zarr2:", "Ex_639_Em_667"),
+        (
+            f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/|zarr:#dimension_separator=/",
+            "Ex_639_Em_667",
+        ),
+        (f"s3://aind-open-data/{TAIL}|zarr2:Ex_639_Em_667.zarr/", "Ex_639_Em_667"),  # extra path
+        (f"zarr://s3://bucket/a/b/c/{TAIL}/Ex_488_Em_525.zarr", "Ex_488_Em_525"),  # nested
+        (f"zarr://gs://bucket/{TAIL}/Ex_561_Em_593.ome.zarr//", "Ex_561_Em_593"),
+        (
+            f"zarr://https://aind-open-data.s3.amazonaws.com/{TAIL}/Ex_639_Em_667.zarr",
+            "Ex_639_Em_667",
+        ),
+        (
+            f"https://storage.googleapis.com/b/{TAIL}/Ex_639_Em_667.zarr/?x=1|zarr2:",
+            "Ex_639_Em_667",
+        ),
+        (f"zarr://file:///data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
+        (f"/data/{TAIL}/Ex_639_Em_667.zarr/|zarr2:", "Ex_639_Em_667"),
+        (f"zarr://s3://b/{ASSET}/image_tile_fusing/OMEZarr/Ex%20639.zarr", "Ex 639"),
     ],
 )
-def test_clean_source_url(url: str, clean: str):
-    assert clean_source_url(url) == clean
+def test_source_url_forms_resolve_asset_and_channel(url: str, channel: str):
+    where, why = asset_channel(parse_source(url))
+    assert why == "" and where is not None
+    assert (where.asset, where.channel) == (ASSET, channel)
+    assert where.folder.startswith(channel) and where.folder.endswith(".zarr")
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (f"precomputed://s3://b/{TAIL}/Ex_639_Em_667", "format is precomputed"),
+        (f"n5://s3://b/{TAIL}/Ex_639_Em_667.n5", "format is n5"),
+        (f"s3://b/{TAIL}/Ex_639_Em_667.zarr/|n5:", "format is n5"),
+        (f"s3://b/{TAIL}/Ex_639_Em_667/|neuroglancer-precomputed:", "format is precomputed"),
+        (f"s3://b/{TAIL}/x.zip|zip:Ex_639_Em_667.zarr|zarr2:", "goes through zip"),
+        (f"zarr://s3://b/{TAIL}/Ex_639_Em_667.zarr/0", "'OMEZarr/Ex_639_Em_667.zarr/0'"),
+        ("zarr://s3://b/SmartSPIM_123/fused/x.zarr", "no '<asset>/image_tile_fusing/'"),
+        ("zarr://s3://b/image_tile_fusing/OMEZarr/x.zarr", "no '<asset>/image_tile_fusing/'"),
+    ],
+)
+def test_sources_that_are_not_asset_channels(url: str, why: str):
+    where, reason = asset_channel(parse_source(url))
+    assert where is None and why in reason
+
+
+def test_local_paths_are_reported_as_local():
+    for url in (f"zarr://file:///mnt/{TAIL}/c.zarr", f"/mnt/{TAIL}/c.zarr/|zarr2:"):
+        where, _ = asset_channel(parse_source(url))
+        assert where is not None and where.local_asset == f"/mnt/{ASSET}"
+    where, _ = asset_channel(parse_source(f"s3://mnt/{TAIL}/c.zarr"))
+    assert where is not None and where.local_asset is None
+
+
+# ------------------------------------------------------------------------------ image_sources
 
 
 def test_image_source_zarr_s3(tmp_path: Path):
     res = image_sources(_state(_image("Ex_639", SRC)), tmp_path, FILE)
-    assert res == ImageSources(
-        "SmartSPIM_123_stitched", tmp_path / "SmartSPIM_123_stitched", ("Ex_639",), ()
-    )
+    assert (res.asset_name, res.asset_path) == (ASSET, tmp_path / ASSET)
+    assert res.layer_names == ("Ex_639",) and res.warnings == () and res.file == FILE
+    assert [(lay.channel, lay.placement) for lay in res.layers] == [("Ex_639_Em_667", IDENTITY)]
 
 
 def test_image_source_object_and_list(tmp_path: Path):
@@ -320,9 +440,11 @@ def test_image_source_object_and_list(tmp_path: Path):
         _image("b", [{"url": other}, other]),
     )
     res = image_sources(state, tmp_path, FILE)
-    assert res.asset_name == "SmartSPIM_123_stitched"
-    assert res.asset_path == tmp_path / "SmartSPIM_123_stitched"
+    assert res.asset_name == ASSET
+    assert res.asset_path == tmp_path / ASSET
     assert res.layer_names == ("a", "b")
+    # one entry per asset source: layer b has two (an object and a plain string)
+    assert [lay.channel for lay in res.layers] == ["Ex_639_Em_667"] + ["Ex_488_Em_525"] * 2
 
 
 def test_two_assets_is_error_listing_layers(tmp_path: Path):
@@ -334,11 +456,23 @@ def test_two_assets_is_error_listing_layers(tmp_path: Path):
     assert info.value.file == str(FILE)
 
 
-def test_layer_without_image_tile_fusing_is_error(tmp_path: Path):
+def test_sources_outside_the_layout_are_ignored_with_a_log_line(tmp_path: Path, caplog):
     bad = "zarr://s3://bucket/SmartSPIM_123/fused/x.zarr"
-    with pytest.raises(InputError, match="image_tile_fusing") as info:
-        image_sources(_state(_image("a", SRC), _image("b", bad)), tmp_path, FILE)
-    assert info.value.layer == "b" and bad in str(info.value)
+    sibling = f"precomputed://s3://b/{TAIL}/Ex_639_Em_667"
+    state = _state(_image("a", SRC), _image("b", bad), _image("c", sibling))
+    with caplog.at_level("INFO", logger="alignprep.inputs.neuroglancer"):
+        res = image_sources(state, tmp_path, FILE)
+    assert res.layer_names == ("a",) and res.asset_name == ASSET
+    text = caplog.text
+    assert "ignored layer 'b'" in text and "ignored layer 'c'" in text and str(FILE) in text
+
+
+def test_nothing_usable_is_error_naming_the_expected_layout(tmp_path: Path):
+    sibling = f"n5://s3://b/{TAIL}/Ex_639_Em_667.n5"
+    with pytest.raises(InputError, match="no image layer shows a SmartSPIM asset") as info:
+        image_sources(_state(_image("c", sibling)), tmp_path, FILE)
+    assert "format is n5" in str(info.value)
+    assert "<asset>/image_tile_fusing/OMEZarr/<channel>.zarr" in str(info.value)
     assert info.value.file == str(FILE)
 
 
@@ -346,6 +480,13 @@ def test_no_image_layer_is_error(tmp_path: Path):
     with pytest.raises(InputError, match="no image layer") as info:
         image_sources(_state(_ann_layer("t", [])), tmp_path, FILE)
     assert info.value.file == str(FILE)
+
+
+def test_asset_without_prefix_resolves_and_warns_about_the_allen_gui(tmp_path: Path):
+    src = "zarr://s3://b/123_stitched/image_tile_fusing/OMEZarr/Ex_639_Em_667.zarr"
+    res = image_sources(_state(_image("a", src)), tmp_path, FILE)
+    assert res.asset_name == "123_stitched" and res.asset_path == tmp_path / "123_stitched"
+    assert len(res.warnings) == 1 and "'SmartSPIM_' prefix" in res.warnings[0]
 
 
 @pytest.mark.parametrize("as_file_url", [False, True])
@@ -365,12 +506,110 @@ def test_missing_absolute_local_path_falls_back_to_data_root(tmp_path: Path):
     assert res.asset_path == tmp_path / "SmartSPIM_9_stitched"
 
 
-def test_non_identity_image_transform_warns(tmp_path: Path):
-    shifted = {"url": SRC, "transform": {"matrix": [[1, 0, 0, 5], [0, 1, 0, 0], [0, 0, 1, 0]]}}
-    ident = {"url": SRC, "transform": {"matrix": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]}}
-    res = image_sources(_state(_image("shift", shifted), _image("id", ident)), tmp_path, FILE)
-    assert len(res.warnings) == 1
-    assert "'shift' has a non-identity source.transform" in res.warnings[0]
+# ---------------------------------------------------------------------- image-layer transforms
+
+DIMS_TCZYX = {"t": [0.001, "s"], "c'": [1, ""], **DIMS_ZYX}
+
+
+def _shifted(url: str, x: float = 0.0, y: float = 0.0, z: float = 0.0, **extra) -> dict:
+    """An image source translated by (x, y, z) output units, 5-D like SmartSPIM (t, c', z, y, x)."""
+    matrix = np.eye(5, 6)
+    matrix[2:, 5] = [z, y, x]
+    return {
+        "url": url,
+        "transform": {"outputDimensions": DIMS_TCZYX, "matrix": matrix.tolist(), **extra},
+    }
+
+
+def test_image_placement_translation_read_by_name(tmp_path: Path):
+    res = image_sources(_state(_image("a", _shifted(SRC, x=2, z=-1))), tmp_path, FILE)
+    placement = res.layers[0].placement
+    assert placement.translation_zyx == (-1.0, 0.0, 2.0) and placement.problem == ""
+    np.testing.assert_allclose(placement.offset_um_zyx, [-2.0, 0.0, 3.6], rtol=0, atol=1e-12)
+    assert res.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda m: m.__setitem__((4, 4), 2.0), "row 'x'"),  # scale
+        (lambda m: (m.__setitem__((3, 3), 0.0), m.__setitem__((3, 4), 1.0)), "row 'y'"),  # swap
+        (lambda m: m.__setitem__((2, 3), 0.5), "row 'z'"),  # shear
+    ],
+)
+def test_image_placement_rotation_scale_shear_are_problems(tmp_path: Path, change, expected):
+    entry = _shifted(SRC, x=1)
+    matrix = np.array(entry["transform"]["matrix"])
+    change(matrix)
+    entry["transform"]["matrix"] = matrix.tolist()
+    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
+    assert expected in placement.problem and "translation only" in placement.problem
+
+
+# --------------------------------------------------------------------------------- drawn_over
+
+ANN = Path("/data/annotations/probeA.json")
+
+
+def _main(tmp_path: Path, *layers: dict) -> ImageSources:
+    return image_sources(_state(*layers), tmp_path, FILE)
+
+
+def test_drawn_over_identity_without_any_transform(tmp_path: Path):
+    main = _main(tmp_path, _image("a", SRC))
+    ann_state = _state(_ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX))
+    assert drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667") == IDENTITY
+
+
+def test_drawn_over_uses_the_annotation_files_own_image_layers(tmp_path: Path):
+    main = _main(tmp_path, _image("a", SRC))  # untranslated in the main state
+    ann_state = _state(
+        _image("reg", _shifted(SRC, x=2)), _ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX)
+    )
+    placement = drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667")
+    assert placement.translation_zyx == (0.0, 0.0, 2.0)
+
+
+def test_drawn_over_agreeing_channels_give_their_common_translation(tmp_path: Path):
+    other = SRC.replace("Ex_639_Em_667", "Ex_488_Em_525")
+    ann_state = _state(_image("reg", _shifted(SRC, y=1)), _image("o", _shifted(other, y=1)))
+    main = _main(tmp_path, _image("a", SRC))
+    assert drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667").translation_zyx == (0, 1, 0)
+
+
+def test_drawn_over_disagreeing_layers_refused_naming_them(tmp_path: Path):
+    other = SRC.replace("Ex_639_Em_667", "Ex_488_Em_525")
+    ann_state = _state(_image("reg", _shifted(SRC, x=2)), _image("o", other))
+    with pytest.raises(InputError, match="placed differently") as info:
+        drawn_over(ann_state, ANN, "T", _main(tmp_path, _image("a", SRC)), "Ex_639_Em_667")
+    msg = str(info.value)
+    assert "'reg' (Ex_639_Em_667): translated by" in msg and "'o' (Ex_488_Em_525): identity" in msg
+    assert "expected every image layer of the asset to have the same source transform" in msg
+    assert info.value.file == str(ANN) and info.value.layer == "T"
+
+
+def test_drawn_over_rotated_registration_layer_refused(tmp_path: Path):
+    entry = _shifted(SRC)
+    entry["transform"]["matrix"][3][3:5] = [0.0, 1.0]
+    entry["transform"]["matrix"][4][3:5] = [1.0, 0.0]
+    with pytest.raises(InputError, match="a rotation, scale, shear or axis swap") as info:
+        drawn_over(_state(_image("reg", entry)), ANN, "T", _main(tmp_path, _image("a", SRC)), "c")
+    assert "expected at most a translation" in str(info.value) and info.value.file == str(ANN)
+
+
+def test_drawn_over_main_state_transform_without_image_layers_here_refused(tmp_path: Path):
+    main = _main(tmp_path, _image("a", _shifted(SRC, x=2)))
+    ann_state = _state(_ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX))
+    with pytest.raises(InputError, match="has no image layer of the asset") as info:
+        drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667")
+    assert "Expected the annotation file to hold the image layers" in str(info.value)
+    assert info.value.file == str(ANN)
+
+
+def test_drawn_over_another_asset_refused(tmp_path: Path):
+    other = SRC.replace("SmartSPIM_123_stitched", "SmartSPIM_456_stitched")
+    with pytest.raises(InputError, match="show asset\\(s\\) \\['SmartSPIM_456_stitched'\\]"):
+        drawn_over(_state(_image("x", other)), ANN, "T", _main(tmp_path, _image("a", SRC)), "c")
 
 
 # ---------------------------------------------------------------------------- find_probe_file
