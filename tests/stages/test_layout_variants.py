@@ -21,7 +21,8 @@ from alignprep import outputs
 from alignprep.inputs.manifest import read_manifest
 from alignprep.inputs.smartspim import discover
 from alignprep.stages.context import MouseContext
-from alignprep.synthetic import SyntheticDataset, SyntheticSpec, build_dataset
+from alignprep.stages.histology import run_histology
+from alignprep.synthetic import SyntheticDataset, SyntheticSpec, TrackSpec, build_dataset
 from alignprep.synthetic.layout import SOURCE_STYLES, Layout
 
 from .conftest import run_stage, stage_config
@@ -108,6 +109,34 @@ def test_three_channels(tmp_path):
     assert [m.name for m in asset.additional_channels()] == [OTHER, THIRD]
     state = json.loads(ds.neuroglancer.read_text())
     assert [lay["name"] for lay in state["layers"]] == [REG, OTHER, THIRD]
+
+
+def test_histology_of_three_ome_zarr_channels(tmp_path):
+    """Each non-registration channel becomes Ex_*.nrrd (no '.ome' left) with its own voxels."""
+    small = SyntheticSpec(  # a small brain with voxel data, as test_histology's 10 um case
+        brain_semi_axes_um=(600.0, 500.0, 400.0),
+        ccf_shape_apdvml=(100, 70, 280),
+        brain_center_um=(5739.0, 1200.0, 800.0),
+        fov_margin_mm=0.3,
+        tracks=(TrackSpec("T", "T_ann", "ProbeA", None, None, (5600, 1200), (0, 0, 1), 600),),
+    )
+    layout = Layout(channel_suffix=".ome.zarr", extra_channels=(THIRD,), asset_prefix="")
+    ds = build_dataset(tmp_path / "ds", small, layout)
+    config = stage_config(ds.data_root, tmp_path / "out", histology={"write_ccf_space": False})
+    ctx = MouseContext.prepare(config, read_manifest(ds.data_root / "manifest.csv"))
+    result = run_histology(ctx)
+    assert result.status == "ok", result.reason
+    folder = outputs.histology_paths(config.results_root, MOUSE)["registration"].parent
+    names = sorted(p.name for p in folder.glob("Ex_*.nrrd"))
+    assert names == [f"{OTHER}.nrrd", f"{THIRD}.nrrd"]
+    reg = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "histology_registration.nrrd")))
+    third = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{THIRD}.nrrd")))
+    other = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / f"{OTHER}.nrrd")))
+    assert reg.max() > 1000  # real content
+    # the third channel is the registration channel halved (floored) at the level read:
+    # the same linear resampling keeps that within rounding
+    assert np.abs(third.astype(float) - reg / 2.0).max() <= 2.0
+    assert np.abs(third.astype(float) - reg / 2.0).max() < np.abs(other - reg / 2.0).max()
 
 
 def test_a_channel_in_both_zarr_and_ome_zarr_folders_is_refused(tmp_path):

@@ -234,6 +234,88 @@ def test_non_track_annotation_refused(annotation: dict):
     assert info.value.file == str(FILE) and info.value.layer == "T"
 
 
+def _segments_layer(*annotations: dict) -> dict:
+    layer = _ann_layer("T", [], DIMS_ZYX)
+    layer["annotations"] = list(annotations)
+    return layer
+
+
+def test_chained_lines_give_each_shared_vertex_once():
+    layer = _segments_layer(
+        {"type": "line", "pointA": [0, 0, 0], "pointB": [1, 1, 1]},
+        {"type": "line", "pointA": [1, 1, 1], "pointB": [2, 2, 2]},
+        {"type": "LINE", "pointA": [2, 2, 2], "pointB": [3, 3, 3]},  # type case-insensitive
+    )
+    tp = track_points(_state(layer), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[0] * 3, [1] * 3, [2] * 3, [3] * 3])
+    assert tp.kind == "segment" and tp.warnings == ()
+
+
+def test_disjoint_lines_keep_every_end_point_in_annotation_order():
+    layer = _segments_layer(
+        {"type": "line", "pointA": [0, 0, 0], "pointB": [1, 1, 1]},
+        {"type": "line", "pointA": [5, 5, 5], "pointB": [6, 6, 6]},
+        {"type": "line", "pointA": [6, 6, 6.5], "pointB": [7, 7, 7]},  # near, not equal: kept
+    )
+    tp = track_points(_state(layer), "T", FILE)
+    want = [[0] * 3, [1] * 3, [5] * 3, [6] * 3, [6, 6, 6.5], [7] * 3]
+    np.testing.assert_array_equal(tp.coords_zyx, want)
+
+
+def test_polylines_and_lines_in_any_order():
+    layer = _segments_layer(
+        {"type": "polyline", "points": [[0, 0, 0], [1, 1, 1], [2, 2, 2]]},
+        {"type": "line", "pointA": [2, 2, 2], "pointB": [3, 3, 3]},
+        {"type": "polyline", "points": [[3, 3, 3], [4, 4, 4]]},
+    )
+    tp = track_points(_state(layer), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[k] * 3 for k in range(5)])
+    # a reversed drawing keeps its own order: picks follow the annotator, nothing is sorted
+    layer["annotations"][2]["points"] = [[4, 4, 4], [3, 3, 3]]
+    tp = track_points(_state(layer), "T", FILE)
+    np.testing.assert_array_equal(
+        tp.coords_zyx, [[0] * 3, [1] * 3, [2] * 3, [3] * 3, [4] * 3, [3] * 3]
+    )
+
+
+def test_a_single_line_is_entry_and_tip_with_a_warning():
+    layer = _segments_layer({"type": "line", "pointA": [0, 0, 0], "pointB": [9, 9, 9]})
+    tp = track_points(_state(layer), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[0] * 3, [9] * 3])
+    assert "only 2 points" in tp.warnings[0]
+
+
+def test_points_mixed_with_segments_refused_naming_both():
+    layer = _ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
+    layer["annotations"].append({"type": "line", "pointA": [1, 1, 1], "pointB": [2, 2, 2]})
+    with pytest.raises(InputError, match="mixes point annotations") as info:
+        track_points(_state(layer), "T", FILE)
+    msg = str(info.value)
+    assert "first: annotations[0]" in msg and "first: annotations[2]" in msg
+    assert "expected only points (one pick each) or only lines and polylines" in msg
+    assert info.value.file == str(FILE) and info.value.layer == "T"
+
+
+@pytest.mark.parametrize(
+    ("annotation", "key", "expected"),
+    [
+        ({"type": "polyline", "points": [[0, 0, 0]]}, "annotations[0]", "at least 2 vertices"),
+        ({"type": "polyline", "points": "x"}, "annotations[0]", "at least 2 vertices"),
+        (
+            {"type": "polyline", "points": [[0, 0, 0], [1, 1]]},
+            "annotations[0].points[1]",
+            "3 finite",
+        ),
+        ({"type": "line", "pointA": [0, 0, 0]}, "annotations[0].pointB", "3 finite numbers"),
+    ],
+)
+def test_malformed_segments_name_the_key(annotation: dict, key: str, expected: str):
+    layer = _segments_layer(annotation, {"type": "line", "pointA": [5, 5, 5], "pointB": [6, 6, 6]})
+    with pytest.raises(InputError, match=expected) as info:
+        track_points(_state(layer), "T", FILE)
+    assert info.value.key == key and info.value.file == str(FILE)
+
+
 def test_point_key_without_type_accepted():
     layer = _ann_layer("T", [], DIMS_ZYX)
     layer["annotations"] = [{"point": [1, 2, 3]}, {"point": [4, 5, 6]}]
