@@ -351,7 +351,7 @@ def test_layer_matrix_malformed_or_mixing_time_into_space_refused():
     assert info.value.key == "source.transform.matrix"
     mix = [[1, 0, 0, 5, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
     layer["source"]["transform"]["matrix"] = mix
-    with pytest.raises(InputError, match="'t' \\(s\\) onto output dimension 'x'"):
+    with pytest.raises(InputError, match="dimension 't' \\(s\\) onto output dimension 'x'"):
         track_points(_state(layer), "T", FILE)
 
 
@@ -626,6 +626,52 @@ def test_image_placement_rotation_scale_shear_are_problems(tmp_path: Path, chang
     entry["transform"]["matrix"] = matrix.tolist()
     placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
     assert expected in placement.problem and "translation only" in placement.problem
+
+
+def test_image_placement_columns_found_by_input_dimension_name(tmp_path: Path):
+    # source dims written in another order (x, y, z, c', t): the matrix still maps by name
+    dims_in = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [2.0, "um"], "c'": [1, ""], "t": [1, "s"]}
+    matrix = np.zeros((5, 6))
+    for row, col in enumerate([4, 3, 2, 1, 0]):  # out t c' z y x <- in t c' z y x
+        matrix[row, col] = 1.0
+    matrix[:, 5] = [0, 0, 1.5, -1, 2]
+    entry = {
+        "url": SRC,
+        "transform": {
+            "outputDimensions": DIMS_TCZYX,
+            "inputDimensions": dims_in,
+            "matrix": matrix.tolist(),
+        },
+    }
+    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
+    assert placement.problem == ""
+    assert placement.translation_zyx == (1.5, -1.0, 2.0)
+    assert placement.in_um_zyx == (2.0, 1.8, 1.8)
+    # the same matrix read positionally (no inputDimensions) would swap axes: refused
+    del entry["transform"]["inputDimensions"]
+    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
+    assert "axis swap" in placement.problem
+
+
+def test_image_placement_without_spatial_outputs_is_a_problem(tmp_path: Path):
+    entry = {
+        "url": SRC,
+        "transform": {"outputDimensions": {"a": [1, "m"], "b": [1, "m"], "c": [1, "m"]}},
+    }
+    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
+    assert "not x, y and z" in placement.problem
+
+
+def test_non_spatial_dimensions_may_be_anything_spatial_ones_may_not():
+    dims = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [2, "um"], "t": {"coordinates": [0]}}
+    layer = _ann_layer("T", [[1, 2, 3, 0], [4, 5, 6, 0]])
+    tp = track_points(_state(layer, dims=dims), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[3, 2, 1], [6, 5, 4]])
+    dims["x"] = [0, "um"]
+    with pytest.raises(
+        InputError, match="entry 'x' is \\[0, 'um'\\]; expected \\[scale > 0, unit\\]"
+    ):
+        track_points(_state(layer, dims=dims), "T", FILE)
 
 
 # --------------------------------------------------------------------------------- drawn_over

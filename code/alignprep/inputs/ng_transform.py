@@ -39,7 +39,11 @@ class Dimension:
 
 
 def dimensions_from_json(obj: Any, where: str, loc: dict) -> tuple[Dimension, ...]:
-    """Parse ``{"x": [1.8e-06, "m"], ...}`` (order kept)."""
+    """Parse ``{"x": [1.8e-06, "m"], ...}`` (order kept).
+
+    ``x``, ``y`` and ``z`` must be ``[scale > 0, unit]``; another dimension may be anything
+    Neuroglancer allows (e.g. a coordinate array): it is kept without a scale.
+    """
     if not isinstance(obj, dict) or not obj:
         msg = f'{where} is {obj!r}; expected an object like {{"x": [1.8e-06, "m"], ...}}'
         raise InputError(msg, **loc)
@@ -50,6 +54,9 @@ def dimensions_from_json(obj: Any, where: str, loc: dict) -> tuple[Dimension, ..
         if not (isinstance(scale, int | float) and not isinstance(scale, bool)) or not (
             math.isfinite(scale) and scale > 0 and isinstance(unit, str)
         ):
+            if name not in SPATIAL_ZYX:
+                dims.append(Dimension(str(name), math.nan, "", None))
+                continue
             msg = f"{where} entry {name!r} is {entry!r}; expected [scale > 0, unit]"
             raise InputError(msg, **loc)
         try:
@@ -137,23 +144,24 @@ class SourceTransform:
         linear, translation = self.linear_and_translation()
         inputs = self.input or self.output
         factor = np.zeros_like(linear)
-        for r, out in enumerate(self.output):
+        rows = [r for r, out in enumerate(self.output) if out.name in SPATIAL_ZYX]
+        for r in rows:  # other output dimensions are dropped: their rows do not matter
+            out = self.output[r]
             for c, inp in enumerate(inputs):
                 if linear[r, c] == 0.0:
                     continue
-                if out.um is not None and inp.um is not None:
-                    factor[r, c] = inp.um / out.um
-                elif out.unit == inp.unit:
-                    factor[r, c] = inp.scale / out.scale
-                else:
+                if out.um is None or inp.um is None:
                     raise InputError(
                         f"source.transform.matrix maps source dimension {inp.name!r} "
-                        f"({inp.unit}) onto output dimension {out.name!r} ({out.unit}); "
-                        "expected only dimensions of the same kind (lengths onto lengths)",
+                        f"({inp.unit or 'no length unit'}) onto output dimension {out.name!r}; "
+                        "expected x, y and z to come from lengths only",
                         **loc,
                         key="source.transform.matrix",
                     )
-        return points @ (linear * factor).T + translation
+                factor[r, c] = inp.um / out.um
+        display = np.array(points, dtype=np.float64, copy=True)
+        display[:, rows] = points @ (linear[rows] * factor[rows]).T + translation[rows]
+        return display
 
 
 @dataclass(frozen=True)
