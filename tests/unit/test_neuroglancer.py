@@ -1,4 +1,4 @@
-"""Neuroglancer states: image layers -> asset, annotation layers -> level-0 voxel indices."""
+"""Neuroglancer annotation layers -> picks -> level-0 voxel indices; finding annotation files."""
 
 from __future__ import annotations
 
@@ -10,48 +10,15 @@ import pytest
 
 from alignprep.errors import InputError
 from alignprep.inputs.neuroglancer import (
-    ImageSources,
     TrackPoints,
-    drawn_over,
     find_probe_file,
-    image_sources,
     read_state,
     to_level0_index,
     track_points,
 )
-from alignprep.inputs.ng_sources import asset_channel, parse_source
-from alignprep.inputs.ng_transform import IDENTITY, Placement
+from alignprep.inputs.ng_transform import Placement
 
-FILE = Path("/states/probe.json")
-SRC = (
-    "zarr://s3://bucket/SmartSPIM_123_stitched/image_tile_fusing/OMEZarr/Ex_639_Em_667.zarr|zarr2:"
-)
-DIMS_XYZT = {"x": [1.8e-6, "m"], "y": [1.8e-6, "m"], "z": [2e-6, "m"], "t": [0.001, "s"]}
-DIMS_ZYX = {"z": [2e-6, "m"], "y": [1.8e-6, "m"], "x": [1.8e-6, "m"]}
-
-
-def _ann_layer(name: str, points: list, dims: dict | None = None, **source_extra) -> dict:
-    source: dict = {"url": "local://annotations", **source_extra}
-    if dims is not None:
-        source.setdefault("transform", {})["outputDimensions"] = dims
-    return {
-        "type": "annotation",
-        "name": name,
-        "source": source,
-        "annotations": [{"point": p, "type": "point", "id": str(i)} for i, p in enumerate(points)],
-    }
-
-
-def _state(*layers: dict, dims: dict | None = None) -> dict:
-    state: dict = {"layers": list(layers)}
-    if dims is not None:
-        state["dimensions"] = dims
-    return state
-
-
-def _image(name: str, source) -> dict:
-    return {"type": "image", "name": name, "source": source}
-
+from .ng_states import DIMS_XYZT, DIMS_ZYX, FILE, SRC, ann_layer, image, make_state
 
 # ---------------------------------------------------------------------------------- read_state
 
@@ -83,8 +50,8 @@ def test_read_state_errors_name_the_file(tmp_path: Path, content: str | None, ex
 
 def test_reorder_by_name_xyzt_and_zyx_give_same_point():
     # physical point x=100, y=200, z=300 (in layer units), t=7
-    a = track_points(_state(_ann_layer("A", [[100, 200, 300, 7]] * 2, DIMS_XYZT)), "A", FILE)
-    b = track_points(_state(_ann_layer("B", [[300, 200, 100]] * 2, DIMS_ZYX)), "B", FILE)
+    a = track_points(make_state(ann_layer("A", [[100, 200, 300, 7]] * 2, DIMS_XYZT)), "A", FILE)
+    b = track_points(make_state(ann_layer("B", [[300, 200, 100]] * 2, DIMS_ZYX)), "B", FILE)
     for tp in (a, b):
         assert isinstance(tp, TrackPoints)
         assert tp.coords_zyx.dtype == np.float64
@@ -95,9 +62,9 @@ def test_reorder_by_name_xyzt_and_zyx_give_same_point():
 
 
 def test_global_dimensions_fallback_drops_t():
-    layer = _ann_layer("T", [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [0, 0, 0, 0]])
+    layer = ann_layer("T", [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12], [0, 0, 0, 0]])
     dims = {"t": [1, "s"], "x": [1.8, "um"], "z": [2, "um"], "y": [1.8, "um"]}
-    tp = track_points(_state(layer, dims=dims), "T", FILE)
+    tp = track_points(make_state(layer, dims=dims), "T", FILE)
     assert tp.dimension_source == "global dimensions"
     # names in order t, x, z, y -> (z, y, x) = columns 2, 3, 1
     np.testing.assert_array_equal(tp.coords_zyx, [[3, 4, 2], [7, 8, 6], [11, 12, 10], [0, 0, 0]])
@@ -105,8 +72,10 @@ def test_global_dimensions_fallback_drops_t():
 
 
 def test_layer_transform_wins_over_global_dimensions():
-    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]], DIMS_ZYX)
-    tp = track_points(_state(layer, dims={"x": [1, "m"], "y": [1, "m"], "z": [1, "m"]}), "T", FILE)
+    layer = ann_layer("T", [[1, 2, 3], [4, 5, 6]], DIMS_ZYX)
+    tp = track_points(
+        make_state(layer, dims={"x": [1, "m"], "y": [1, "m"], "z": [1, "m"]}), "T", FILE
+    )
     assert tp.dimension_source == "layer source.transform.outputDimensions"
     np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
 
@@ -114,29 +83,31 @@ def test_layer_transform_wins_over_global_dimensions():
 def test_source_list_uses_the_local_annotations_entry():
     # Only the local://annotations source holds the layer's annotations: another source's
     # transform does not apply to them (Neuroglancer layer/annotation/index.ts).
-    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]])
+    layer = ann_layer("T", [[1, 2, 3], [4, 5, 6]])
     layer["source"] = [
         "local://annotations",
         {"url": "precomputed://gs://b/ann", "transform": {"outputDimensions": DIMS_XYZT}},
     ]
-    tp = track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
+    tp = track_points(make_state(layer, dims=DIMS_ZYX), "T", FILE)
     assert tp.dimension_source == "global dimensions"
     np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
     layer["source"][0] = {"url": "local://annotations", "transform": {"outputDimensions": DIMS_ZYX}}
-    tp = track_points(_state(layer, dims={"x": [1, "m"], "y": [1, "m"], "z": [1, "m"]}), "T", FILE)
+    tp = track_points(
+        make_state(layer, dims={"x": [1, "m"], "y": [1, "m"], "z": [1, "m"]}), "T", FILE
+    )
     assert tp.dimension_source == "layer source.transform.outputDimensions"
     np.testing.assert_array_equal(tp.scale_um_zyx, [2.0, 1.8, 1.8])
 
 
 def test_no_or_two_local_sources_refused():
-    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]])
+    layer = ann_layer("T", [[1, 2, 3], [4, 5, 6]])
     layer["source"] = ["precomputed://gs://b/ann"]
     with pytest.raises(InputError, match="expected exactly one 'local://annotations'") as info:
-        track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
+        track_points(make_state(layer, dims=DIMS_ZYX), "T", FILE)
     assert info.value.key == "source" and info.value.file == str(FILE)
     layer["source"] = ["local://annotations", "local://annotations"]
     with pytest.raises(InputError, match="exactly one"):
-        track_points(_state(layer, dims=DIMS_ZYX), "T", FILE)
+        track_points(make_state(layer, dims=DIMS_ZYX), "T", FILE)
 
 
 @pytest.mark.parametrize(
@@ -153,28 +124,28 @@ def test_no_or_two_local_sources_refused():
 )
 def test_unit_conversion_to_um(scale: float, unit: str, um: float):
     dims = {"x": [scale, unit], "y": [scale, unit], "z": [scale, unit]}
-    tp = track_points(_state(_ann_layer("T", [[0, 0, 0]] * 4, dims)), "T", FILE)
+    tp = track_points(make_state(ann_layer("T", [[0, 0, 0]] * 4, dims)), "T", FILE)
     np.testing.assert_array_equal(tp.scale_um_zyx, [um, um, um])
 
 
 def test_unsupported_unit_is_error():
     dims = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [1.8, "in"]}
     with pytest.raises(InputError, match="unit of 'z' is 'in'") as info:
-        track_points(_state(_ann_layer("T", [[0, 0, 0]] * 4, dims)), "T", FILE)
+        track_points(make_state(ann_layer("T", [[0, 0, 0]] * 4, dims)), "T", FILE)
     assert info.value.layer == "T" and info.value.file == str(FILE)
 
 
 def test_order_kept_no_sort_no_dedup():
     pts = [[5, 5, 5], [1, 1, 1], [1, 1, 1], [9, 0, 3]]
-    tp = track_points(_state(_ann_layer("T", pts, DIMS_ZYX)), "T", FILE)
+    tp = track_points(make_state(ann_layer("T", pts, DIMS_ZYX)), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, pts)
 
 
 def test_missing_layer_lists_available_annotation_layers():
-    state = _state(
-        _ann_layer("probe_A", [[0, 0, 0]] * 2, DIMS_ZYX),
-        _ann_layer("probe_B", [[0, 0, 0]] * 2, DIMS_ZYX),
-        _image("probe_C", SRC),
+    state = make_state(
+        ann_layer("probe_A", [[0, 0, 0]] * 2, DIMS_ZYX),
+        ann_layer("probe_B", [[0, 0, 0]] * 2, DIMS_ZYX),
+        image("probe_C", SRC),
     )
     with pytest.raises(InputError, match=r"\['probe_A', 'probe_B'\]") as info:
         track_points(state, "probe_X", FILE)
@@ -185,33 +156,33 @@ def test_missing_layer_lists_available_annotation_layers():
 
 def test_one_point_is_error():
     with pytest.raises(InputError, match=r"found 1 pick.*at least 2.*entry and tip") as info:
-        track_points(_state(_ann_layer("T", [[1, 2, 3]], DIMS_ZYX)), "T", FILE)
+        track_points(make_state(ann_layer("T", [[1, 2, 3]], DIMS_ZYX)), "T", FILE)
     assert info.value.layer == "T" and info.value.file == str(FILE)
 
 
 def test_three_points_warn_four_do_not():
-    three = track_points(_state(_ann_layer("T", [[1, 2, 3]] * 3, DIMS_ZYX)), "T", FILE)
+    three = track_points(make_state(ann_layer("T", [[1, 2, 3]] * 3, DIMS_ZYX)), "T", FILE)
     assert len(three.warnings) == 1 and "only 3 points" in three.warnings[0]
-    four = track_points(_state(_ann_layer("T", [[1, 2, 3]] * 4, DIMS_ZYX)), "T", FILE)
+    four = track_points(make_state(ann_layer("T", [[1, 2, 3]] * 4, DIMS_ZYX)), "T", FILE)
     assert four.warnings == ()
 
 
 def test_unknown_dimension_names():
     dims = {"a": [1, "m"], "b": [1, "m"], "c": [1, "m"]}
     with pytest.raises(InputError, match=r"unknown dimension names \['a', 'b', 'c'\].*x, y and z"):
-        track_points(_state(_ann_layer("T", [[0, 0, 0]] * 2, dims)), "T", FILE)
+        track_points(make_state(ann_layer("T", [[0, 0, 0]] * 2, dims)), "T", FILE)
 
 
 def test_no_dimensions_anywhere_is_error():
     with pytest.raises(InputError, match="no dimension names") as info:
-        track_points(_state(_ann_layer("T", [[0, 0, 0]] * 2)), "T", FILE)
+        track_points(make_state(ann_layer("T", [[0, 0, 0]] * 2)), "T", FILE)
     assert info.value.layer == "T"
 
 
 def test_point_with_wrong_number_of_coordinates():
-    layer = _ann_layer("T", [[1, 2, 3, 0], [1, 2, 3], [4, 5, 6, 0]], DIMS_XYZT)
+    layer = ann_layer("T", [[1, 2, 3, 0], [1, 2, 3], [4, 5, 6, 0]], DIMS_XYZT)
     with pytest.raises(InputError, match="expected 4 finite numbers") as info:
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
     assert info.value.key == "annotations[1]" and info.value.layer == "T"
 
 
@@ -226,16 +197,16 @@ def test_point_with_wrong_number_of_coordinates():
     ],
 )
 def test_non_track_annotation_refused(annotation: dict):
-    layer = _ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
+    layer = ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
     layer["annotations"].append(annotation)
     with pytest.raises(InputError, match=r"not supported.*expected point annotations") as info:
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
     assert info.value.key == "annotations[2]"
     assert info.value.file == str(FILE) and info.value.layer == "T"
 
 
 def _segments_layer(*annotations: dict) -> dict:
-    layer = _ann_layer("T", [], DIMS_ZYX)
+    layer = ann_layer("T", [], DIMS_ZYX)
     layer["annotations"] = list(annotations)
     return layer
 
@@ -246,7 +217,7 @@ def test_chained_lines_give_each_shared_vertex_once():
         {"type": "line", "pointA": [1, 1, 1], "pointB": [2, 2, 2]},
         {"type": "LINE", "pointA": [2, 2, 2], "pointB": [3, 3, 3]},  # type case-insensitive
     )
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, [[0] * 3, [1] * 3, [2] * 3, [3] * 3])
     assert tp.kind == "segment" and tp.warnings == ()
 
@@ -257,7 +228,7 @@ def test_disjoint_lines_keep_every_end_point_in_annotation_order():
         {"type": "line", "pointA": [5, 5, 5], "pointB": [6, 6, 6]},
         {"type": "line", "pointA": [6, 6, 6.5], "pointB": [7, 7, 7]},  # near, not equal: kept
     )
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     want = [[0] * 3, [1] * 3, [5] * 3, [6] * 3, [6, 6, 6.5], [7] * 3]
     np.testing.assert_array_equal(tp.coords_zyx, want)
 
@@ -268,11 +239,11 @@ def test_polylines_and_lines_in_any_order():
         {"type": "line", "pointA": [2, 2, 2], "pointB": [3, 3, 3]},
         {"type": "polyline", "points": [[3, 3, 3], [4, 4, 4]]},
     )
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, [[k] * 3 for k in range(5)])
     # a reversed drawing keeps its own order: picks follow the annotator, nothing is sorted
     layer["annotations"][2]["points"] = [[4, 4, 4], [3, 3, 3]]
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(
         tp.coords_zyx, [[0] * 3, [1] * 3, [2] * 3, [3] * 3, [4] * 3, [3] * 3]
     )
@@ -280,16 +251,16 @@ def test_polylines_and_lines_in_any_order():
 
 def test_a_single_line_is_entry_and_tip_with_a_warning():
     layer = _segments_layer({"type": "line", "pointA": [0, 0, 0], "pointB": [9, 9, 9]})
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, [[0] * 3, [9] * 3])
     assert "only 2 points" in tp.warnings[0]
 
 
 def test_points_mixed_with_segments_refused_naming_both():
-    layer = _ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
+    layer = ann_layer("T", [[0, 0, 0], [1, 1, 1]], DIMS_ZYX)
     layer["annotations"].append({"type": "line", "pointA": [1, 1, 1], "pointB": [2, 2, 2]})
     with pytest.raises(InputError, match="mixes point annotations") as info:
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
     msg = str(info.value)
     assert "first: annotations[0]" in msg and "first: annotations[2]" in msg
     assert "expected only points (one pick each) or only lines and polylines" in msg
@@ -312,22 +283,22 @@ def test_points_mixed_with_segments_refused_naming_both():
 def test_malformed_segments_name_the_key(annotation: dict, key: str, expected: str):
     layer = _segments_layer(annotation, {"type": "line", "pointA": [5, 5, 5], "pointB": [6, 6, 6]})
     with pytest.raises(InputError, match=expected) as info:
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
     assert info.value.key == key and info.value.file == str(FILE)
 
 
 def test_point_key_without_type_accepted():
-    layer = _ann_layer("T", [], DIMS_ZYX)
+    layer = ann_layer("T", [], DIMS_ZYX)
     layer["annotations"] = [{"point": [1, 2, 3]}, {"point": [4, 5, 6]}]
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, [[1, 2, 3], [4, 5, 6]])
 
 
 def test_layer_matrix_translation_is_applied():
     # stored p, displayed at p + t (translation in output units): what the annotator saw
-    layer = _ann_layer("T", [[1, 2, 3], [4, 5, 6]], DIMS_ZYX)
+    layer = ann_layer("T", [[1, 2, 3], [4, 5, 6]], DIMS_ZYX)
     layer["source"]["transform"]["matrix"] = [[1, 0, 0, 10], [0, 1, 0, -2], [0, 0, 1, 0.5]]
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     np.testing.assert_array_equal(tp.coords_zyx, [[11, 0, 3.5], [14, 3, 6.5]])
 
 
@@ -335,24 +306,36 @@ def test_layer_matrix_linear_part_uses_input_and_output_scales():
     # inputDimensions in um, outputDimensions at the voxel size: a source coordinate of 3.6 um
     # along x is 2 output units; a 90-degree swap of x and y is applied as written.
     dims_in = {"z": [1, "um"], "y": [1, "um"], "x": [1, "um"]}
-    layer = _ann_layer("T", [[2.0, 3.6, 7.2], [4.0, 0.0, 1.8]], DIMS_ZYX)
+    layer = ann_layer("T", [[2.0, 3.6, 7.2], [4.0, 0.0, 1.8]], DIMS_ZYX)
     layer["source"]["transform"]["inputDimensions"] = dims_in
     layer["source"]["transform"]["matrix"] = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0]]
-    tp = track_points(_state(layer), "T", FILE)
+    tp = track_points(make_state(layer), "T", FILE)
     # z: 2 um / 2 um = 1; y <- x: 7.2 um / 1.8 = 4; x <- y: 3.6 um / 1.8 = 2
     np.testing.assert_allclose(tp.coords_zyx, [[1, 4, 2], [2, 1, 0]], rtol=0, atol=1e-12)
 
 
 def test_layer_matrix_malformed_or_mixing_time_into_space_refused():
-    layer = _ann_layer("T", [[0, 0, 0, 0]] * 2, DIMS_XYZT)
+    layer = ann_layer("T", [[0, 0, 0, 0]] * 2, DIMS_XYZT)
     layer["source"]["transform"]["matrix"] = [[1, 0, 0], [0, 1, 0]]
     with pytest.raises(InputError, match=r"expected 4 rows.*5 finite numbers") as info:
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
     assert info.value.key == "source.transform.matrix"
     mix = [[1, 0, 0, 5, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 1, 0]]
     layer["source"]["transform"]["matrix"] = mix
     with pytest.raises(InputError, match="dimension 't' \\(s\\) onto output dimension 'x'"):
-        track_points(_state(layer), "T", FILE)
+        track_points(make_state(layer), "T", FILE)
+
+
+def test_non_spatial_dimensions_may_be_anything_spatial_ones_may_not():
+    dims = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [2, "um"], "t": {"coordinates": [0]}}
+    layer = ann_layer("T", [[1, 2, 3, 0], [4, 5, 6, 0]])
+    tp = track_points(make_state(layer, dims=dims), "T", FILE)
+    np.testing.assert_array_equal(tp.coords_zyx, [[3, 2, 1], [6, 5, 4]])
+    dims["x"] = [0, "um"]
+    with pytest.raises(
+        InputError, match="entry 'x' is \\[0, 'um'\\]; expected \\[scale > 0, unit\\]"
+    ):
+        track_points(make_state(layer, dims=dims), "T", FILE)
 
 
 # ---------------------------------------------------------------------------- to_level0_index
@@ -363,7 +346,7 @@ def _points(coords, scale) -> TrackPoints:
 
 
 def test_level0_center_identity_and_itk_order():
-    tp = track_points(_state(_ann_layer("T", [[10, 20, 30, 0]] * 2, DIMS_XYZT)), "T", FILE)
+    tp = track_points(make_state(ann_layer("T", [[10, 20, 30, 0]] * 2, DIMS_XYZT)), "T", FILE)
     idx = to_level0_index(tp, [2.0, 1.8, 1.8], "center")
     # coords_zyx = (30, 20, 10) -> ITK (x, y, z) = (10, 20, 30)
     np.testing.assert_array_equal(idx, [[10, 20, 30], [10, 20, 30]])
@@ -434,310 +417,6 @@ def test_level0_rescaled_image_layer_refused():
     with pytest.raises(InputError, match="overrides the source voxel size") as info:
         to_level0_index(tp, [1.8] * 3, "center", placement=rescaled)
     assert info.value.file == str(FILE) and info.value.layer == "T"
-
-
-# ------------------------------------------------------------------------------ source URLs
-
-ASSET = "SmartSPIM_123_stitched"
-TAIL = f"{ASSET}/image_tile_fusing/OMEZarr"
-
-
-@pytest.mark.parametrize(
-    ("url", "channel"),
-    [
-        (f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),  # plain string
-        (f"zarr://s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
-        (f"zarr2://s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/", "Ex_639_Em_667"),
-        (f"zarr3://s3://aind-open-data/{TAIL}/Ex_639_Em_667.ome.zarr", "Ex_639_Em_667"),
-        (f"zarr:s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
-        (f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/|zarr2:", "Ex_639_Em_667"),
-        (
-            f"s3://aind-open-data/{TAIL}/Ex_639_Em_667.zarr/|zarr:#dimension_separator=/",
-            "Ex_639_Em_667",
-        ),
-        (f"s3://aind-open-data/{TAIL}|zarr2:Ex_639_Em_667.zarr/", "Ex_639_Em_667"),  # extra path
-        (f"zarr://s3://bucket/a/b/c/{TAIL}/Ex_488_Em_525.zarr", "Ex_488_Em_525"),  # nested
-        (f"zarr://gs://bucket/{TAIL}/Ex_561_Em_593.ome.zarr//", "Ex_561_Em_593"),
-        (
-            f"zarr://https://aind-open-data.s3.amazonaws.com/{TAIL}/Ex_639_Em_667.zarr",
-            "Ex_639_Em_667",
-        ),
-        (
-            f"https://storage.googleapis.com/b/{TAIL}/Ex_639_Em_667.zarr/?x=1|zarr2:",
-            "Ex_639_Em_667",
-        ),
-        (f"zarr://file:///data/{TAIL}/Ex_639_Em_667.zarr", "Ex_639_Em_667"),
-        (f"/data/{TAIL}/Ex_639_Em_667.zarr/|zarr2:", "Ex_639_Em_667"),
-        (f"zarr://s3://b/{ASSET}/image_tile_fusing/OMEZarr/Ex%20639.zarr", "Ex 639"),
-    ],
-)
-def test_source_url_forms_resolve_asset_and_channel(url: str, channel: str):
-    where, why = asset_channel(parse_source(url))
-    assert why == "" and where is not None
-    assert (where.asset, where.channel) == (ASSET, channel)
-    assert where.folder.startswith(channel) and where.folder.endswith(".zarr")
-
-
-@pytest.mark.parametrize(
-    ("url", "why"),
-    [
-        (f"precomputed://s3://b/{TAIL}/Ex_639_Em_667", "format is precomputed"),
-        (f"n5://s3://b/{TAIL}/Ex_639_Em_667.n5", "format is n5"),
-        (f"s3://b/{TAIL}/Ex_639_Em_667.zarr/|n5:", "format is n5"),
-        (f"s3://b/{TAIL}/Ex_639_Em_667/|neuroglancer-precomputed:", "format is precomputed"),
-        (f"s3://b/{TAIL}/x.zip|zip:Ex_639_Em_667.zarr|zarr2:", "goes through zip"),
-        (f"zarr://s3://b/{TAIL}/Ex_639_Em_667.zarr/0", "'OMEZarr/Ex_639_Em_667.zarr/0'"),
-        ("zarr://s3://b/SmartSPIM_123/fused/x.zarr", "no '<asset>/image_tile_fusing/'"),
-        ("zarr://s3://b/image_tile_fusing/OMEZarr/x.zarr", "no '<asset>/image_tile_fusing/'"),
-    ],
-)
-def test_sources_that_are_not_asset_channels(url: str, why: str):
-    where, reason = asset_channel(parse_source(url))
-    assert where is None and why in reason
-
-
-def test_local_paths_are_reported_as_local():
-    for url in (f"zarr://file:///mnt/{TAIL}/c.zarr", f"/mnt/{TAIL}/c.zarr/|zarr2:"):
-        where, _ = asset_channel(parse_source(url))
-        assert where is not None and where.local_asset == f"/mnt/{ASSET}"
-    where, _ = asset_channel(parse_source(f"s3://mnt/{TAIL}/c.zarr"))
-    assert where is not None and where.local_asset is None
-
-
-# ------------------------------------------------------------------------------ image_sources
-
-
-def test_image_source_zarr_s3(tmp_path: Path):
-    res = image_sources(_state(_image("Ex_639", SRC)), tmp_path, FILE)
-    assert (res.asset_name, res.asset_path) == (ASSET, tmp_path / ASSET)
-    assert res.layer_names == ("Ex_639",) and res.warnings == () and res.file == FILE
-    assert [(lay.channel, lay.placement) for lay in res.layers] == [("Ex_639_Em_667", IDENTITY)]
-
-
-def test_image_source_object_and_list(tmp_path: Path):
-    other = SRC.replace("Ex_639_Em_667", "Ex_488_Em_525")
-    state = _state(
-        _image("a", {"url": SRC}),
-        _ann_layer("track", [[0, 0, 0]]),
-        _image("b", [{"url": other}, other]),
-    )
-    res = image_sources(state, tmp_path, FILE)
-    assert res.asset_name == ASSET
-    assert res.asset_path == tmp_path / ASSET
-    assert res.layer_names == ("a", "b")
-    # one entry per asset source: layer b has two (an object and a plain string)
-    assert [lay.channel for lay in res.layers] == ["Ex_639_Em_667"] + ["Ex_488_Em_525"] * 2
-
-
-def test_two_assets_is_error_listing_layers(tmp_path: Path):
-    other = SRC.replace("SmartSPIM_123_stitched", "SmartSPIM_456_stitched")
-    with pytest.raises(InputError, match="different assets") as info:
-        image_sources(_state(_image("a", SRC), _image("b", other)), tmp_path, FILE)
-    msg = str(info.value)
-    assert "'a' -> 'SmartSPIM_123_stitched'" in msg and "'b' -> 'SmartSPIM_456_stitched'" in msg
-    assert info.value.file == str(FILE)
-
-
-def test_sources_outside_the_layout_are_ignored_with_a_log_line(tmp_path: Path, caplog):
-    bad = "zarr://s3://bucket/SmartSPIM_123/fused/x.zarr"
-    sibling = f"precomputed://s3://b/{TAIL}/Ex_639_Em_667"
-    state = _state(_image("a", SRC), _image("b", bad), _image("c", sibling))
-    with caplog.at_level("INFO", logger="alignprep.inputs.neuroglancer"):
-        res = image_sources(state, tmp_path, FILE)
-    assert res.layer_names == ("a",) and res.asset_name == ASSET
-    text = caplog.text
-    assert "ignored layer 'b'" in text and "ignored layer 'c'" in text and str(FILE) in text
-
-
-def test_nothing_usable_is_error_naming_the_expected_layout(tmp_path: Path):
-    sibling = f"n5://s3://b/{TAIL}/Ex_639_Em_667.n5"
-    with pytest.raises(InputError, match="no image layer shows a SmartSPIM asset") as info:
-        image_sources(_state(_image("c", sibling)), tmp_path, FILE)
-    assert "format is n5" in str(info.value)
-    assert "<asset>/image_tile_fusing/OMEZarr/<channel>.zarr" in str(info.value)
-    assert info.value.file == str(FILE)
-
-
-def test_no_image_layer_is_error(tmp_path: Path):
-    with pytest.raises(InputError, match="no image layer") as info:
-        image_sources(_state(_ann_layer("t", [])), tmp_path, FILE)
-    assert info.value.file == str(FILE)
-
-
-def test_asset_without_prefix_resolves_and_warns_about_the_allen_gui(tmp_path: Path):
-    src = "zarr://s3://b/123_stitched/image_tile_fusing/OMEZarr/Ex_639_Em_667.zarr"
-    res = image_sources(_state(_image("a", src)), tmp_path, FILE)
-    assert res.asset_name == "123_stitched" and res.asset_path == tmp_path / "123_stitched"
-    assert len(res.warnings) == 1 and "'SmartSPIM_' prefix" in res.warnings[0]
-
-
-@pytest.mark.parametrize("as_file_url", [False, True])
-def test_existing_absolute_local_path(tmp_path: Path, as_file_url: bool):
-    asset = tmp_path / "mnt" / "SmartSPIM_9_stitched"
-    zarr = asset / "image_tile_fusing" / "OMEZarr" / "Ex_639_Em_667.zarr"
-    zarr.mkdir(parents=True)
-    url = f"zarr://file://{zarr}/|zarr2:" if as_file_url else f"{zarr}/|zarr2:"
-    res = image_sources(_state(_image("a", url)), tmp_path / "data", FILE)
-    assert res.asset_name == "SmartSPIM_9_stitched"
-    assert res.asset_path == asset
-
-
-def test_missing_absolute_local_path_falls_back_to_data_root(tmp_path: Path):
-    src = "/nowhere/SmartSPIM_9_stitched/image_tile_fusing/OMEZarr/x.zarr"
-    res = image_sources(_state(_image("a", src)), tmp_path, FILE)
-    assert res.asset_path == tmp_path / "SmartSPIM_9_stitched"
-
-
-# ---------------------------------------------------------------------- image-layer transforms
-
-DIMS_TCZYX = {"t": [0.001, "s"], "c'": [1, ""], **DIMS_ZYX}
-
-
-def _shifted(url: str, x: float = 0.0, y: float = 0.0, z: float = 0.0, **extra) -> dict:
-    """An image source translated by (x, y, z) output units, 5-D like SmartSPIM (t, c', z, y, x)."""
-    matrix = np.eye(5, 6)
-    matrix[2:, 5] = [z, y, x]
-    return {
-        "url": url,
-        "transform": {"outputDimensions": DIMS_TCZYX, "matrix": matrix.tolist(), **extra},
-    }
-
-
-def test_image_placement_translation_read_by_name(tmp_path: Path):
-    res = image_sources(_state(_image("a", _shifted(SRC, x=2, z=-1))), tmp_path, FILE)
-    placement = res.layers[0].placement
-    assert placement.translation_zyx == (-1.0, 0.0, 2.0) and placement.problem == ""
-    np.testing.assert_allclose(placement.offset_um_zyx, [-2.0, 0.0, 3.6], rtol=0, atol=1e-12)
-    assert res.warnings == ()
-
-
-@pytest.mark.parametrize(
-    ("change", "expected"),
-    [
-        (lambda m: m.__setitem__((4, 4), 2.0), "row 'x'"),  # scale
-        (lambda m: (m.__setitem__((3, 3), 0.0), m.__setitem__((3, 4), 1.0)), "row 'y'"),  # swap
-        (lambda m: m.__setitem__((2, 3), 0.5), "row 'z'"),  # shear
-    ],
-)
-def test_image_placement_rotation_scale_shear_are_problems(tmp_path: Path, change, expected):
-    entry = _shifted(SRC, x=1)
-    matrix = np.array(entry["transform"]["matrix"])
-    change(matrix)
-    entry["transform"]["matrix"] = matrix.tolist()
-    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
-    assert expected in placement.problem and "translation only" in placement.problem
-
-
-def test_image_placement_columns_found_by_input_dimension_name(tmp_path: Path):
-    # source dims written in another order (x, y, z, c', t): the matrix still maps by name
-    dims_in = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [2.0, "um"], "c'": [1, ""], "t": [1, "s"]}
-    matrix = np.zeros((5, 6))
-    for row, col in enumerate([4, 3, 2, 1, 0]):  # out t c' z y x <- in t c' z y x
-        matrix[row, col] = 1.0
-    matrix[:, 5] = [0, 0, 1.5, -1, 2]
-    entry = {
-        "url": SRC,
-        "transform": {
-            "outputDimensions": DIMS_TCZYX,
-            "inputDimensions": dims_in,
-            "matrix": matrix.tolist(),
-        },
-    }
-    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
-    assert placement.problem == ""
-    assert placement.translation_zyx == (1.5, -1.0, 2.0)
-    assert placement.in_um_zyx == (2.0, 1.8, 1.8)
-    # the same matrix read positionally (no inputDimensions) would swap axes: refused
-    del entry["transform"]["inputDimensions"]
-    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
-    assert "axis swap" in placement.problem
-
-
-def test_image_placement_without_spatial_outputs_is_a_problem(tmp_path: Path):
-    entry = {
-        "url": SRC,
-        "transform": {"outputDimensions": {"a": [1, "m"], "b": [1, "m"], "c": [1, "m"]}},
-    }
-    placement = image_sources(_state(_image("a", entry)), tmp_path, FILE).layers[0].placement
-    assert "not x, y and z" in placement.problem
-
-
-def test_non_spatial_dimensions_may_be_anything_spatial_ones_may_not():
-    dims = {"x": [1.8, "um"], "y": [1.8, "um"], "z": [2, "um"], "t": {"coordinates": [0]}}
-    layer = _ann_layer("T", [[1, 2, 3, 0], [4, 5, 6, 0]])
-    tp = track_points(_state(layer, dims=dims), "T", FILE)
-    np.testing.assert_array_equal(tp.coords_zyx, [[3, 2, 1], [6, 5, 4]])
-    dims["x"] = [0, "um"]
-    with pytest.raises(
-        InputError, match="entry 'x' is \\[0, 'um'\\]; expected \\[scale > 0, unit\\]"
-    ):
-        track_points(_state(layer, dims=dims), "T", FILE)
-
-
-# --------------------------------------------------------------------------------- drawn_over
-
-ANN = Path("/data/annotations/probeA.json")
-
-
-def _main(tmp_path: Path, *layers: dict) -> ImageSources:
-    return image_sources(_state(*layers), tmp_path, FILE)
-
-
-def test_drawn_over_identity_without_any_transform(tmp_path: Path):
-    main = _main(tmp_path, _image("a", SRC))
-    ann_state = _state(_ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX))
-    assert drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667") == IDENTITY
-
-
-def test_drawn_over_uses_the_annotation_files_own_image_layers(tmp_path: Path):
-    main = _main(tmp_path, _image("a", SRC))  # untranslated in the main state
-    ann_state = _state(
-        _image("reg", _shifted(SRC, x=2)), _ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX)
-    )
-    placement = drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667")
-    assert placement.translation_zyx == (0.0, 0.0, 2.0)
-
-
-def test_drawn_over_agreeing_channels_give_their_common_translation(tmp_path: Path):
-    other = SRC.replace("Ex_639_Em_667", "Ex_488_Em_525")
-    ann_state = _state(_image("reg", _shifted(SRC, y=1)), _image("o", _shifted(other, y=1)))
-    main = _main(tmp_path, _image("a", SRC))
-    assert drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667").translation_zyx == (0, 1, 0)
-
-
-def test_drawn_over_disagreeing_layers_refused_naming_them(tmp_path: Path):
-    other = SRC.replace("Ex_639_Em_667", "Ex_488_Em_525")
-    ann_state = _state(_image("reg", _shifted(SRC, x=2)), _image("o", other))
-    with pytest.raises(InputError, match="placed differently") as info:
-        drawn_over(ann_state, ANN, "T", _main(tmp_path, _image("a", SRC)), "Ex_639_Em_667")
-    msg = str(info.value)
-    assert "'reg' (Ex_639_Em_667): translated by" in msg and "'o' (Ex_488_Em_525): identity" in msg
-    assert "expected every image layer of the asset to have the same source transform" in msg
-    assert info.value.file == str(ANN) and info.value.layer == "T"
-
-
-def test_drawn_over_rotated_registration_layer_refused(tmp_path: Path):
-    entry = _shifted(SRC)
-    entry["transform"]["matrix"][3][3:5] = [0.0, 1.0]
-    entry["transform"]["matrix"][4][3:5] = [1.0, 0.0]
-    with pytest.raises(InputError, match="a rotation, scale, shear or axis swap") as info:
-        drawn_over(_state(_image("reg", entry)), ANN, "T", _main(tmp_path, _image("a", SRC)), "c")
-    assert "expected at most a translation" in str(info.value) and info.value.file == str(ANN)
-
-
-def test_drawn_over_main_state_transform_without_image_layers_here_refused(tmp_path: Path):
-    main = _main(tmp_path, _image("a", _shifted(SRC, x=2)))
-    ann_state = _state(_ann_layer("T", [[0, 0, 0]] * 2, DIMS_ZYX))
-    with pytest.raises(InputError, match="has no image layer of the asset") as info:
-        drawn_over(ann_state, ANN, "T", main, "Ex_639_Em_667")
-    assert "Expected the annotation file to hold the image layers" in str(info.value)
-    assert info.value.file == str(ANN)
-
-
-def test_drawn_over_another_asset_refused(tmp_path: Path):
-    other = SRC.replace("SmartSPIM_123_stitched", "SmartSPIM_456_stitched")
-    with pytest.raises(InputError, match="show asset\\(s\\) \\['SmartSPIM_456_stitched'\\]"):
-        drawn_over(_state(_image("x", other)), ANN, "T", _main(tmp_path, _image("a", SRC)), "c")
 
 
 # ---------------------------------------------------------------------------- find_probe_file
