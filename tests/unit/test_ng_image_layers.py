@@ -119,12 +119,14 @@ def test_two_assets_is_error_listing_layers(tmp_path: Path):
 def test_sources_outside_the_layout_are_ignored_with_a_log_line(tmp_path: Path, caplog):
     bad = "zarr://s3://bucket/SmartSPIM_123/fused/x.zarr"
     sibling = f"precomputed://s3://b/{TAIL}/Ex_639_Em_667"
-    state = make_state(image("a", SRC), image("b", bad), image("c", sibling))
+    empty = {"type": "image", "name": "d"}  # a layer without a source shows nothing
+    state = make_state(image("a", SRC), image("b", bad), image("c", sibling), empty)
     with caplog.at_level("INFO", logger="alignprep.inputs.neuroglancer"):
         res = image_sources(state, tmp_path, FILE)
     assert res.layer_names == ("a",) and res.asset_name == ASSET
     text = caplog.text
     assert "ignored layer 'b'" in text and "ignored layer 'c'" in text and str(FILE) in text
+    assert "ignored layer 'd': it has no source" in text
 
 
 def test_nothing_usable_is_error_naming_the_expected_layout(tmp_path: Path):

@@ -67,7 +67,9 @@ def image_layers(state: dict, file: Path) -> tuple[list[ImageLayer], list[str]]:
         if layer.get("type") != "image" or not isinstance(layer.get("name"), str):
             continue
         name = layer["name"]
-        for entry in source_entries(layer) or [None]:
+        if not source_entries(layer):
+            ignored.append(f"layer {name!r}: it has no source")
+        for entry in source_entries(layer):
             url = entry_url(entry)
             if not isinstance(url, str):
                 msg = f"image layer source is {entry!r}; expected a URL or an object with 'url'"
