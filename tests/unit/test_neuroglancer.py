@@ -155,7 +155,9 @@ def test_missing_layer_lists_available_annotation_layers():
 
 
 def test_one_point_is_error():
-    with pytest.raises(InputError, match=r"found 1 pick.*at least 2.*entry and tip") as info:
+    with pytest.raises(
+        InputError, match=r"found 1 point annotation\(s\); at least 2.*entry and tip"
+    ) as info:
         track_points(make_state(ann_layer("T", [[1, 2, 3]], DIMS_ZYX)), "T", FILE)
     assert info.value.layer == "T" and info.value.file == str(FILE)
 

@@ -111,7 +111,8 @@ def track_points(state: dict, layer_name: str, file: Path, min_points: int = 2) 
     raw, kind = pick_vertices(layer.get("annotations", []), names, loc)
     n = len(raw)
     if n < min_points:
-        msg = f"found {n} pick(s); at least {min_points} are needed (entry and tip)"
+        what = "point annotation(s)" if kind == "point" else "line/polyline vertices"
+        msg = f"found {n} {what}; at least {min_points} are needed (entry and tip)"
         raise InputError(msg, **loc)
     warnings = []
     if n < 4:
