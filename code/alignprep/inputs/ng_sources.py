@@ -51,9 +51,8 @@ class DataSource:
     ``format`` is ``"zarr"`` for every zarr version, another format name, or None when the URL
     names none (Neuroglancer then auto-detects). ``scheme`` is the store scheme (``"s3"``,
     ``"gs"``, ``"https"``, ``"file"``, ...) or ``""`` for a plain path. ``parts`` are the
-    percent-decoded path components inside the store (bucket or host excluded).
-    ``adapters`` lists other pipeline stages
-    (``zip``, ``ocdbt``...), which our layout never uses.
+    percent-decoded path components inside the store (bucket or host excluded). ``adapters``
+    lists other pipeline stages (``zip``, ``ocdbt``...), which our layout never uses.
     """
 
     url: str

@@ -121,7 +121,6 @@ def build_dataset(
     asset_name = (
         f"{layout.asset_prefix}{spec.mouse_id}_2025-01-10_12-00-00_stitched_2025-01-11_09-00-00"
     )
-    channels = [OTHER_CHANNEL, REG_CHANNEL, *layout.extra_channels]  # sorted order below
     asset = data / asset_name
     mid_ml = float(atlas.BREGMA_MLAPDV_UM[0])
 
@@ -235,7 +234,7 @@ def build_dataset(
         "spec": {k: v for k, v in asdict(spec).items() if k != "tracks"},
         "asset": asset_name,
         "registration_channel": REG_CHANNEL,
-        "channels": sorted(channels),
+        "channels": sorted(shown),
         "level0_size_xyz": list(size0),
         "pipeline_header0": frame.header0.to_json(),
         "native_header0": native0.to_json(),
