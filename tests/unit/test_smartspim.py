@@ -14,7 +14,7 @@ import pytest
 import SimpleITK as sitk
 
 from alignprep.errors import InputError
-from alignprep.inputs.smartspim import discover, orientation_code, read_processing
+from alignprep.inputs.smartspim import discover, find_channels, orientation_code, read_processing
 from alignprep.space.frames import direction_from_code
 from alignprep.synthetic import SyntheticSpec, build_dataset
 
@@ -153,6 +153,52 @@ def test_read_processing_missing_alignment(tmp_path: Path):
         read_processing(_write(tmp_path / "processing.json", obj))
     with pytest.raises(InputError):
         read_processing(_write(tmp_path / "processing.json", {"other": 1}))
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        f"/data/a/image_tile_fusing/OMEZarr/{REG}.ome.zarr",
+        f"s3://b/a/image_tile_fusing/OMEZarr/{REG}.zarr/",
+        f"/data/a/image_tile_fusing/OMEZarr/{REG}",
+    ],
+)
+def test_read_processing_channel_from_zarr_or_ome_zarr_location(tmp_path: Path, location: str):
+    assert (
+        read_processing(_processing(tmp_path, input_location=location)).registration_channel == REG
+    )
+
+
+def _zarr_dirs(tmp_path: Path, *names: str) -> Path:
+    for name in names:
+        (tmp_path / name).mkdir()
+    return tmp_path
+
+
+def test_find_channels_zarr_and_ome_zarr_names(tmp_path: Path):
+    zdir = _zarr_dirs(tmp_path, f"{REG}.ome.zarr", f"{OTHER}.zarr", "Ex_561_Em_593.ome.zarr")
+    (tmp_path / "notes.zarr").write_text("a file, not a channel folder")
+    channels = find_channels(zdir)
+    assert channels == {
+        OTHER: zdir / f"{OTHER}.zarr",
+        REG: zdir / f"{REG}.ome.zarr",
+        "Ex_561_Em_593": zdir / "Ex_561_Em_593.ome.zarr",
+    }
+    assert list(channels) == [OTHER, "Ex_561_Em_593", REG]  # sorted by channel name
+
+
+def test_find_channels_same_channel_twice_or_none_refused(tmp_path: Path):
+    zdir = _zarr_dirs(tmp_path, f"{REG}.zarr", f"{REG}.ome.zarr", f"{OTHER}.zarr")
+    with pytest.raises(InputError, match="more than one folder") as info:
+        find_channels(zdir)
+    assert f"{REG}: {REG}.ome.zarr, {REG}.zarr" in str(info.value) and info.value.file == str(zdir)
+    empty = tmp_path / "empty"  # no <channel>.zarr folder at all
+    empty.mkdir()
+    with pytest.raises(
+        InputError, match=r"expected <channel>\.zarr or <channel>\.ome\.zarr"
+    ) as info:
+        find_channels(empty)
+    assert info.value.file == str(empty)
 
 
 # ----------------------------------------------------------------------------- discover

@@ -68,8 +68,8 @@ class Multiscale:
 
     @property
     def name(self) -> str:
-        """Channel name: the zarr folder name without ``.zarr``."""
-        return self.path.name.removesuffix(".zarr")
+        """Channel name: the zarr folder name without ``.zarr`` / ``.ome.zarr``."""
+        return self.path.name.removesuffix(".zarr").removesuffix(".ome")
 
     def choose_level(self, desired_voxel_size_um: float) -> Level:
         """Coarsest level whose finest spatial spacing is <= the desired size, else level 0."""

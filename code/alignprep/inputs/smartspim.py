@@ -13,6 +13,7 @@ from ..reads import note_listing
 from ..space.frames import validate_code
 from ..space.transforms import Registration
 from .locate import read_json_object
+from .ng_sources import CHANNEL_SUFFIXES, channel_name
 from .omezarr import Multiscale, check_same_pyramid, read_multiscale
 
 OMEZARR_DIR = Path("image_tile_fusing") / "OMEZarr"
@@ -108,7 +109,8 @@ def read_processing(path: Path) -> Processing:
             file=path,
             key="processing_pipeline.data_processes",
         )
-    channel = Path(str(aligning[0]["input_location"]).rstrip("/")).name.removesuffix(".zarr")
+    folder = Path(str(aligning[0]["input_location"]).rstrip("/")).name
+    channel = channel_name(folder) or folder
     return Processing(raw_version, str(importing[0]["code_version"]), channel, tuple(warnings))
 
 
@@ -120,7 +122,7 @@ class SmartSpimAsset:
     orientation: str  # ITK code
     processing: Processing
     registration_channel: str
-    channels: dict[str, Path]  # name -> <name>.zarr, sorted by name
+    channels: dict[str, Path]  # name -> <name>.zarr or <name>.ome.zarr, sorted by name
     registration_dir: Path
     ls_to_template: Registration
     sidecar: dict[str, Any] | None
@@ -147,6 +149,33 @@ class SmartSpimAsset:
         return out
 
 
+def find_channels(zarr_dir: Path) -> dict[str, Path]:
+    """Every channel folder ``<channel>.zarr`` or ``<channel>.ome.zarr``, sorted by name.
+
+    Raises
+    ------
+    InputError
+        No channel, or one channel written both ways (which one to read is ambiguous).
+    """
+    found: dict[str, list[Path]] = {}
+    for path in sorted(note_listing(zarr_dir, "*.zarr").glob("*.zarr")):
+        name = channel_name(path.name)
+        if path.is_dir() and name:
+            found.setdefault(name, []).append(path)
+    if not found:
+        expected = " or ".join(f"<channel>{sfx}" for sfx in CHANNEL_SUFFIXES[::-1])
+        raise InputError(f"no channel folder found; expected {expected}", file=zarr_dir)
+    twice = {name: paths for name, paths in found.items() if len(paths) > 1}
+    if twice:
+        listing = "; ".join(f"{n}: {', '.join(p.name for p in ps)}" for n, ps in twice.items())
+        raise InputError(
+            f"channel(s) present in more than one folder ({listing}); expected one folder per "
+            "channel",
+            file=zarr_dir,
+        )
+    return {name: paths[0] for name, paths in sorted(found.items())}
+
+
 def discover(asset: Path, registration_override: Path | None = None) -> SmartSpimAsset:
     """Read a SmartSPIM asset: orientation, processing, channels and the LS -> template files."""
     asset = Path(asset)
@@ -155,13 +184,7 @@ def discover(asset: Path, registration_override: Path | None = None) -> SmartSpi
     code = orientation_code(asset / "metadata.nd.json")
     processing = read_processing(asset / "processing.json")
     zarr_dir = asset / OMEZARR_DIR
-    channels = {
-        p.name.removesuffix(".zarr"): p
-        for p in sorted(note_listing(zarr_dir, "*.zarr").glob("*.zarr"))
-        if p.is_dir()
-    }
-    if not channels:
-        raise InputError("no <channel>.zarr found", file=zarr_dir)
+    channels = find_channels(zarr_dir)
     if registration_override is not None:
         reg_dir = Path(registration_override)
         channel = reg_dir.name.removeprefix("ccf_")

@@ -45,6 +45,7 @@ class MouseContext:
     template_to_ccf: TemplateToCcf
     ccf_template: ImageHeader
     warnings: tuple[str, ...] = ()
+    image_sources: ng.ImageSources | None = None  # the main state's image layers
 
     @classmethod
     def prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
@@ -104,6 +105,7 @@ class MouseContext:
             template_to_ccf=t2c,
             ccf_template=ccf_template,
             warnings=tuple(warnings),
+            image_sources=sources,
         )
 
     @property

@@ -54,9 +54,13 @@ def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.nda
     """The picks of one row in every frame, and the warnings they raise."""
     cfg = ctx.config
     path = confine(ng.find_probe_file(cfg.data_root, row.probe_file), cfg.data_root, "probe_file")
-    points = ng.track_points(ng.read_state(path), row.histology_track_id, path)
+    state = ng.read_state(path)
+    points = ng.track_points(state, row.histology_track_id, path)
+    placement = ng.drawn_over(
+        state, path, row.histology_track_id, ctx.image_sources, ctx.asset.registration_channel
+    )
     spacing0_um = ctx.multiscale.levels[0].spacing_mm_zyx * 1e3
-    idx0 = ng.to_level0_index(points, spacing0_um, cfg.tracks.ng_voxel_origin)
+    idx0 = ng.to_level0_index(points, spacing0_um, cfg.tracks.ng_voxel_origin, placement=placement)
     where = {"file": path, "layer": row.histology_track_id}
     outside = ~ctx.native0.contains_index(idx0)
     if outside.any():

@@ -1,6 +1,8 @@
 """Seeded synthetic datasets in the exact input layout, with their ground truth written beside them.
 
-``build_dataset(root, spec)`` writes ``root/data`` (a data_root) and ``root/truth.json``. Truth is
+``build_dataset(root, spec, layout)`` writes ``root/data`` (a data_root) and ``root/truth.json``;
+``layout`` (:class:`Layout`) chooses the asset / channel folder names and the Neuroglancer layout
+(default: the original one, byte for byte). Truth is
 made forward: every track is placed in CCF first, then mapped through the exact forward chain
 (CCF -> template -> individual registration frame, numpy only) to level-0 voxel indices, from
 which the Neuroglancer annotations are written. The pipeline goes the other way with ANTs and the
@@ -24,6 +26,7 @@ from ..space import atlas
 from ..space.frames import ImageHeader, direction_from_code, level_origin, native_header
 from ..space.pipeline_frame import REGISTRATION_LEVEL, bbox_lps, pipeline_frame
 from .geometry import SyntheticRegistration, box_header, invert_field, random_affine, smooth_field
+from .layout import Layout, image_layers
 from .tracks import (
     TrackSpec,
     default_tracks,
@@ -107,12 +110,17 @@ class SyntheticDataset:
         return json.loads(self.truth_path.read_text())
 
 
-def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDataset:
+def build_dataset(
+    root: Path, spec: SyntheticSpec | None = None, layout: Layout | None = None
+) -> SyntheticDataset:
     """Build the dataset of ``spec`` under ``root`` (``root/data`` + ``root/truth.json``)."""
     spec = spec or SyntheticSpec()
+    layout = layout or Layout()
     rng = np.random.default_rng(spec.seed)
     data = Path(root) / "data"
-    asset_name = f"SmartSPIM_{spec.mouse_id}_2025-01-10_12-00-00_stitched_2025-01-11_09-00-00"
+    asset_name = (
+        f"{layout.asset_prefix}{spec.mouse_id}_2025-01-10_12-00-00_stitched_2025-01-11_09-00-00"
+    )
     asset = data / asset_name
     mid_ml = float(atlas.BREGMA_MLAPDV_UM[0])
 
@@ -184,7 +192,7 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
     # --- images: LCA template and the SmartSPIM pyramid ----------------------------------------
     if spec.content_level is not None:
         _write_lca_template(tpl_hdr, refs, t2c_files)
-    _write_smartspim(asset, spec, reg0, size0, ls_files, t2c_files, refs["ccf_template"])
+    _write_smartspim(asset, spec, layout, reg0, size0, ls_files, t2c_files, refs["ccf_template"])
 
     # --- tracks, Neuroglancer, manifest, truth -----------------------------------------------
     truth_tracks = {}
@@ -206,10 +214,11 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
             "spim_lps_mm": spim_mm.tolist(),
             "image_ras_um": (spim_mm * [-1000, -1000, 1000]).tolist(),
         }
-    ng_files = write_annotations(data, spec, truth_tracks)
-    state = write_ng_state(
-        data / "neuroglancer.json", asset_name, [REG_CHANNEL, OTHER_CHANNEL], spec
-    )
+    shown = [REG_CHANNEL, OTHER_CHANNEL, *layout.extra_channels]
+    img_layers = image_layers(layout, asset_name, asset, shown, spec.spacing0_um_xyz)
+    in_files = img_layers if layout.image_layers_in_annotations else None
+    ng_files = write_annotations(data, spec, truth_tracks, layout, in_files, REG_CHANNEL)
+    state = write_ng_state(data / "neuroglancer.json", img_layers, spec, layout.ng_unit)
     manifest = write_manifest(data / "manifest.csv", spec, ng_files)
     if spec.ephys_preset:
         from .ephys import build_ephys
@@ -225,7 +234,7 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
         "spec": {k: v for k, v in asdict(spec).items() if k != "tracks"},
         "asset": asset_name,
         "registration_channel": REG_CHANNEL,
-        "channels": [OTHER_CHANNEL, REG_CHANNEL],
+        "channels": sorted(shown),
         "level0_size_xyz": list(size0),
         "pipeline_header0": frame.header0.to_json(),
         "native_header0": native0.to_json(),
@@ -234,8 +243,14 @@ def build_dataset(root: Path, spec: SyntheticSpec | None = None) -> SyntheticDat
         "tracks": truth_tracks,
         "ephys_truth": "ephys_truth.json" if spec.ephys_preset else None,
     }
+    if layout.changed():
+        truth["layout"] = {k: _jsonable(v) for k, v in layout.changed().items()}
     truth_path = write_json(Path(root) / "truth.json", truth)
     return SyntheticDataset(Path(root), data, asset, manifest, state, truth_path)
+
+
+def _jsonable(value: Any) -> Any:
+    return [_jsonable(v) for v in value] if isinstance(value, tuple | list) else value
 
 
 def _registration(
@@ -280,6 +295,7 @@ def _write_sidecar(path: Path, moving0: ImageHeader, fixed: ImageHeader) -> None
 def _write_smartspim(
     asset: Path,
     spec: SyntheticSpec,
+    layout: Layout,
     reg0: ImageHeader,
     size0,
     ls_files,
@@ -289,10 +305,8 @@ def _write_smartspim(
     """OME-Zarr channels, metadata.nd.json and processing.json of the stitched asset."""
     s0_zyx = np.array(spec.spacing0_um_xyz)[::-1]
     shapes = [tuple(int(np.ceil(n / 2**k)) for n in size0[::-1]) for k in range(spec.n_levels)]
-    content: dict[str, list[np.ndarray | None]] = {
-        REG_CHANNEL: [None] * spec.n_levels,
-        OTHER_CHANNEL: [None] * spec.n_levels,
-    }
+    names = [REG_CHANNEL, OTHER_CHANNEL, *layout.extra_channels]
+    content: dict[str, list[np.ndarray | None]] = {name: [None] * spec.n_levels for name in names}
     if spec.content_level is not None:
         import ants
 
@@ -310,14 +324,16 @@ def _write_smartspim(
         ).numpy()
         reg = np.transpose(img, (2, 1, 0))  # ITK (i, j, k) -> zarr (z, y, x)
         other = np.where(reg > 0, 5000.0 - reg, 0.0)
-        for name, vol in ((REG_CHANNEL, reg), (OTHER_CHANNEL, other)):
+        # extra channel k (0-based) is the registration channel divided by k + 2, floored
+        extra = [(n, np.floor_divide(reg, k + 2)) for k, n in enumerate(layout.extra_channels)]
+        for name, vol in ((REG_CHANNEL, reg), (OTHER_CHANNEL, other), *extra):
             levels = content[name]
             levels[lv] = np.clip(vol, 0, 65535).astype(np.uint16)
             for k in range(lv + 1, spec.n_levels):
                 levels[k] = np.clip(downsample2(levels[k - 1]), 0, 65535).astype(np.uint16)
     zdir = asset / OMEZARR_DIR
     for name, levels in content.items():
-        _write_ome_zarr(zdir / f"{name}.zarr", levels, shapes, s0_zyx)
+        _write_ome_zarr(zdir / f"{name}{layout.channel_suffix}", levels, shapes, s0_zyx)
     code = spec.orientation.upper()
     write_json(
         asset / "metadata.nd.json",
@@ -345,7 +361,9 @@ def _write_smartspim(
                     {
                         "name": "Image atlas alignment",
                         "notes": ATLAS_ALIGNMENT_NOTES,
-                        "input_location": f"/data/{asset.name}/{OMEZARR_DIR}/{REG_CHANNEL}.zarr",
+                        "input_location": (
+                            f"/data/{asset.name}/{OMEZARR_DIR}/{REG_CHANNEL}{layout.channel_suffix}"
+                        ),
                     },
                 ],
             }

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .layout import Layout, annotation_source, annotations, dimensions
+
 ANNOTATION_DIR = "probe_annotations"
 SESSION = "2025-01-15_10-00-00"
 SORTED_AT = "2025-01-16_08-00-00"
@@ -98,51 +100,56 @@ def sorted_recording(mouse_id: str) -> str:
     return f"ecephys_{mouse_id}_{SESSION}_sorted_{SORTED_AT}"
 
 
-def _dimensions(spec: Any) -> dict[str, list[Any]]:
-    sx, sy, sz = (v * 1e-6 for v in spec.spacing0_um_xyz)
-    return {"x": [sx, "m"], "y": [sy, "m"], "z": [sz, "m"], "t": [0.001, "s"]}
+def write_annotations(
+    data: Path,
+    spec: Any,
+    truth_tracks: dict[str, dict],
+    layout: Layout | None = None,
+    image_layers: list[dict[str, Any]] | None = None,
+    registration_channel: str = "",
+) -> dict[str, Path]:
+    """One Neuroglancer state per ``probe_file`` (one annotation layer per track).
 
-
-def write_annotations(data: Path, spec: Any, truth_tracks: dict[str, dict]) -> dict[str, Path]:
-    """One Neuroglancer state per ``probe_file`` (one annotation layer per track)."""
+    Picks are written where an annotator sees the truth: at the level-0 index plus the
+    translation of the image layer drawn over (``layout``), minus the annotation source's own
+    translation, plus 0.5 for the corner convention. ``image_layers`` go first in every file.
+    """
     import json
 
+    layout = layout or Layout()
+    dims = dimensions(spec.spacing0_um_xyz, layout.ng_unit)
     offset = 0.5 if spec.ng_voxel_origin == "corner" else 0.0
+    shift = layout.drawn_over_translation(registration_channel)
+    shift = shift - np.asarray(layout.annotation_translation_vox_xyz, dtype=np.float64)
     layers: dict[str, list[dict[str, Any]]] = {}
     for track_id, t in truth_tracks.items():
         idx = np.asarray(t["level0_index_xyz"]) + offset
+        if shift.any():
+            idx = idx + shift
+        coords = np.column_stack([idx, np.zeros(len(idx))])  # x, y, z, t
         layers.setdefault(t["probe_file"], []).append(
             {
                 "type": "annotation",
                 "name": track_id,
-                "source": {
-                    "url": "local://annotations",
-                    "transform": {"outputDimensions": _dimensions(spec)},
-                },
-                "annotations": [
-                    {"type": "point", "id": f"{track_id}-{k}", "point": [*p.tolist(), 0.0]}
-                    for k, p in enumerate(idx)
-                ],
+                "source": annotation_source(layout, dims),
+                "annotations": annotations(layout, track_id, coords),
             }
         )
     out = {}
     for probe_file, lyrs in layers.items():
         path = data / ANNOTATION_DIR / f"{probe_file}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"dimensions": _dimensions(spec), "layers": lyrs}, indent=1))
+        state = {"dimensions": dims, "layers": [*(image_layers or []), *lyrs]}
+        path.write_text(json.dumps(state, indent=1))
         out[probe_file] = path
     return out
 
 
-def write_ng_state(path: Path, asset_name: str, channels: list[str], spec: Any) -> Path:
-    """The main state: one image layer per channel, sources as an AIND S3 URL."""
+def write_ng_state(path: Path, image_layers: list[dict[str, Any]], spec: Any, unit: str) -> Path:
+    """The main state: the image layers (one per channel, see :mod:`.layout`)."""
     import json
 
-    base = f"zarr://s3://aind-open-data/{asset_name}/image_tile_fusing/OMEZarr"
-    state = {
-        "dimensions": _dimensions(spec),
-        "layers": [{"type": "image", "name": ch, "source": f"{base}/{ch}.zarr"} for ch in channels],
-    }
+    state = {"dimensions": dimensions(spec.spacing0_um_xyz, unit), "layers": image_layers}
     path.write_text(json.dumps(state, indent=1))
     return path
 
