@@ -30,7 +30,7 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
             env=full_env,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=900,  # generous: CI machines are slow and shared
         )
 
     return _run

@@ -1,10 +1,19 @@
-"""Command-line parsing only: flags -> parameter layers -> config -> pipeline -> exit code."""
+"""Command-line parsing only: flags -> parameter layers -> config -> pipeline -> exit code.
+
+Every parameter of ``code/params.json`` has a flag, generated from the configuration model so the
+two cannot drift: ``--n-jobs`` and ``--n_jobs`` (Code Ocean's App Panel passes the underscore
+spelling), ``--histology-output-voxel-size-um`` / ``--histology_output_voxel_size_um`` /
+``--histology.output_voxel_size_um`` for nested keys. Abbreviations are refused (``--n-job`` is an
+error, never ``--n-jobs``); a blank value means "the default", as the App Panel sends an empty
+field.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,71 +31,26 @@ from .config import (
 from .errors import AlignprepError, ConfigError, ExitCode
 from .logs import configure_logging, get_logger
 
-# (flag, config key, metavar or None for a boolean flag). Boolean flags take an optional value
-# ("--skip-ephys" = true; "--skip-ephys false" as Code Ocean's App Panel passes it).
-FLAGS: tuple[tuple[str, str, str | None], ...] = (
-    ("--data-root", "data_root", "DIR"),
-    ("--results-root", "results_root", "DIR"),
-    ("--scratch-root", "scratch_root", "DIR"),
-    ("--neuroglancer", "neuroglancer", "JSON"),
-    ("--manifest", "manifest", "CSV"),
-    ("--n-jobs", "n_jobs", "N"),
-    ("--skip-ephys", "skip_ephys", None),
-    ("--validate-only", "validate_only", None),
-    ("--async", "use_async", None),
-    ("--allow-partial", "allow_partial", None),
-    ("--demo", "demo", None),
-    ("--log-level", "log_level", "LEVEL"),
-)
+#: Extra spellings of some keys (kept from earlier versions and the peer's CLI).
+ALIASES = {"use_async": ("--async",)}
+METAVARS = {"data_root": "DIR", "results_root": "DIR", "scratch_root": "DIR"}
 
 EXIT_CODES_TEXT = """exit codes:
   0  success
   1  run failed (one or more requested items failed, unless allow_partial)
   2  usage or configuration error
-  3  validation failed (--validate-only, or the run's own pre-flight checks)"""
+  3  validation failed (--validate-only, or the run's own pre-flight checks)
+  130 / 143  interrupted (SIGINT / SIGTERM); run again to resume"""
 
 
-def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
-    """The argument parser; help texts show the defaults of ``code/params.json``."""
-    if defaults is None:
-        try:
-            defaults = load_defaults()
-        except ConfigError:
-            defaults = {}
-    parser = argparse.ArgumentParser(
-        prog="alignprep",
-        description=(
-            "Prepare SmartSPIM histology, Neuroglancer probe tracks and spike-sorted "
-            "Neuropixels recordings for the IBL ephys alignment GUIs. Parameters come from "
-            f"{DEFAULTS_PATH} < --params < the flags below."
-        ),
-        epilog=_params_epilog(defaults) + "\n\n" + EXIT_CODES_TEXT,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--params",
-        metavar="JSON|FILE",
-        help="JSON object or JSON file deep-merged over params.json (default: none)",
-    )
-    for flag, key, metavar in FLAGS:
-        field = PipelineConfig.model_fields[key]
-        shown = json.dumps(defaults.get(key, "see params.json"))
-        text = f"{field.description} (default: {shown})"
-        if metavar is None:
-            parser.add_argument(flag, dest=key, nargs="?", const="true", metavar="BOOL", help=text)
-        else:
-            parser.add_argument(flag, dest=key, metavar=metavar, help=text)
-    parser.add_argument("--version", action="version", version=f"alignprep {__version__}")
-    return parser
+@dataclass(frozen=True)
+class Flag:
+    """One parameter's command-line flag(s)."""
 
-
-def _params_epilog(defaults: Mapping[str, Any]) -> str:
-    lines = ["parameters (keys of params.json / --params; nested keys only via --params):"]
-    for key, field, default, model in iter_parameters(PipelineConfig, defaults):
-        expected = expected_type(model, key.rsplit(".", 1)[-1])
-        lines.append(f"  {key} = {json.dumps(default)}  [{expected}]")
-        lines.append(f"      {field.description}")
-    return "\n".join(lines)
+    key: str  # dotted parameter key, e.g. "histology.output_voxel_size_um"
+    names: tuple[str, ...]  # every accepted spelling, the canonical (hyphen) one first
+    is_bool: bool
+    dest: str
 
 
 def iter_parameters(
@@ -104,14 +68,81 @@ def iter_parameters(
     return rows
 
 
+def flag_names(key: str) -> tuple[str, ...]:
+    """``--a-b`` first, then ``--a_b`` (and ``--section.key`` for nested keys)."""
+    flat = key.replace(".", "_")
+    names = [f"--{flat.replace('_', '-')}", f"--{flat}", *ALIASES.get(key, ())]
+    if "." in key:
+        names.append(f"--{key}")
+    return tuple(dict.fromkeys(names))
+
+
+def flags() -> list[Flag]:
+    """The flag of every parameter, in the order of the configuration model."""
+    out = []
+    for key, field, _default, _model in iter_parameters(PipelineConfig, {}):
+        out.append(
+            Flag(key, flag_names(key), field.annotation is bool, "p__" + key.replace(".", "__"))
+        )
+    return out
+
+
+def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; help texts show the defaults of ``code/params.json``."""
+    if defaults is None:
+        try:
+            defaults = load_defaults()
+        except ConfigError:
+            defaults = {}
+    parser = argparse.ArgumentParser(
+        prog="alignprep",
+        description=(
+            "Prepare SmartSPIM histology, Neuroglancer probe tracks and spike-sorted "
+            "Neuropixels recordings for the IBL ephys alignment GUIs. Parameters come from "
+            f"{DEFAULTS_PATH} < --params < the flags below (a blank value means the default)."
+        ),
+        epilog=EXIT_CODES_TEXT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--params",
+        metavar="JSON|FILE",
+        help="JSON object or JSON file deep-merged over params.json (default: none)",
+    )
+    rows = {k: (f, d, m) for k, f, d, m in iter_parameters(PipelineConfig, defaults)}
+    for flag in flags():
+        field, default, model = rows[flag.key]
+        expected = expected_type(model, flag.key.rsplit(".", 1)[-1])
+        text = f"{field.description} [{expected}] (default: {json.dumps(default)})"
+        if flag.is_bool:
+            parser.add_argument(
+                *flag.names, dest=flag.dest, nargs="?", const="true", metavar="BOOL", help=text
+            )
+        else:
+            metavar = METAVARS.get(flag.key, flag.key.rsplit(".", 1)[-1].upper())
+            parser.add_argument(*flag.names, dest=flag.dest, metavar=metavar, help=text)
+    parser.add_argument("--version", action="version", version=f"alignprep {__version__}")
+    return parser
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
-    """Layers in precedence order: params.json < --params < single flags."""
+    """Layers in precedence order: params.json < --params < single flags (blank = unset)."""
     layers: list[ParamLayer] = []
-    if args.params is not None:
+    if args.params is not None and args.params.strip():
         layers.append(parse_params_arg(args.params))
-    flags = {key: getattr(args, key) for _, key, _ in FLAGS if getattr(args, key) is not None}
-    if flags:
-        layers.append(ParamLayer("command-line flags", flags))
+    values: dict[str, Any] = {}
+    for flag in flags():
+        value = getattr(args, flag.dest)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            continue
+        node = values
+        *sections, name = flag.key.split(".")
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[name] = value
+    if values:
+        layers.append(ParamLayer("command-line flags", values))
     return build_config(layers)
 
 

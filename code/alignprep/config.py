@@ -65,6 +65,11 @@ def _parse_n_jobs(value: Any) -> int | float:
     )
 
 
+def _upper(value: Any) -> Any:
+    """Case-insensitive choices (``--log-level debug``)."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_to_none)]
 NJobs = Annotated[int | float, BeforeValidator(_parse_n_jobs)]
 
@@ -163,8 +168,8 @@ class PipelineConfig(_Section):
     use_async: bool = Field(description="Run the plan on the asyncio executor.")
     allow_partial: bool = Field(description="Exit 0 even when some items failed.")
     demo: bool = Field(description="Build the synthetic demo dataset in scratch and run on it.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        description="Logging verbosity."
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = (
+        Field(description="Logging verbosity.")
     )
     histology: HistologyParams
     tracks: TrackParams
