@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ from .config import (
 )
 from .errors import AlignprepError, ConfigError, ExitCode
 from .logs import configure_logging, get_logger
+from .supervisor import is_supervised, supervise
 
 #: Extra spellings of some keys (kept from earlier versions and the peer's CLI).
 ALIASES = {"use_async": ("--async",)}
@@ -147,7 +149,12 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the capsule; return the process exit code."""
+    """Run the capsule; return the process exit code.
+
+    The work runs in a supervised child process (:mod:`alignprep.supervisor`), so SIGTERM and
+    SIGINT stop it within seconds whatever it is doing.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)  # usage errors exit 2 here
     log = get_logger()
     try:
@@ -157,6 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("configuration error:\n%s", exc)
         return ExitCode.USAGE
     configure_logging(config.log_level)
+    if not is_supervised():
+        return supervise(argv, config.results_root, config.scratch_root)
 
     from .pipeline import run_pipeline  # imported after parsing: --help stays fast
 

@@ -29,8 +29,8 @@ def run_serial(fn: Callable[[T], R], tasks: Sequence[T]) -> Iterator[tuple[T, R]
         yield task, fn(task)
 
 
-def die_with_parent() -> None:
-    """Make this (worker) process receive SIGKILL when its parent dies (Linux; else no-op).
+def die_with_parent(parent_pid: int) -> None:
+    """Make this process receive SIGKILL when its parent ``parent_pid`` dies (Linux; else no-op).
 
     A run killed with SIGKILL cannot stop its pool; without this its spawned workers (and the
     resource tracker they keep alive) would wait forever as orphans.
@@ -42,7 +42,7 @@ def die_with_parent() -> None:
     pr_set_pdeathsig = 1
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() == 1:  # the parent died before prctl: do not linger
+    if os.getppid() != parent_pid:  # the parent died before prctl: do not linger
         os._exit(1)
 
 
@@ -53,7 +53,10 @@ def run_processes(fn: Callable[[T], R], tasks: Sequence[T], n_jobs: int) -> Iter
         return
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=min(n_jobs, len(tasks)), mp_context=context, initializer=die_with_parent
+        max_workers=min(n_jobs, len(tasks)),
+        mp_context=context,
+        initializer=die_with_parent,
+        initargs=(os.getpid(),),
     ) as pool:
         futures = {pool.submit(fn, task): task for task in tasks}
         for future in as_completed(futures):

@@ -1,0 +1,84 @@
+"""SIGTERM (docker stop, Code Ocean stop) and SIGINT (Ctrl-C) end a run within seconds."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from alignprep import outputs
+from alignprep.supervisor import descendants
+from alignprep.synthetic import SyntheticSpec, build_dataset
+
+from .conftest import CODE_DIR
+from .test_pipeline import _args, _env, _report, _run
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return build_dataset(
+        tmp_path_factory.mktemp("signals") / "ds", SyntheticSpec(ephys_preset="test")
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group", "code"),
+    [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)],
+    ids=["SIGTERM to the run (docker stop)", "SIGINT to the terminal's group (Ctrl-C)"],
+)
+def test_a_signal_stops_the_run_and_every_worker(dataset, tmp_path, signum, to_group, code):
+    results = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(CODE_DIR / "run"), *_args(dataset.data_root, results, "--n-jobs", "2")],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal job has
+    )
+    lines = []
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            lines.append(line)
+            if re.search(r"step phase 0: .* started", line):
+                break
+        deadline = time.monotonic() + 60
+        while len(descendants(proc.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the run and its pool workers
+        tree = [proc.pid, *descendants(proc.pid)]
+        assert len(tree) >= 4, "expected the supervisor, the run and two workers"
+        t0_s = time.monotonic()
+        if to_group:
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        rest = proc.stderr.read()  # type: ignore[union-attr]
+        proc.wait(timeout=60)
+        elapsed_s = time.monotonic() - t0_s
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == code, "".join(lines[-20:]) + rest
+    assert elapsed_s < 15
+    time.sleep(0.5)  # orphans reaped by init
+    assert [p for p in tree if _alive(p)] == []
+    name = signal.Signals(signum).name
+    assert f"interrupted by {name}; run again to resume" in rest
+    assert "Traceback" not in rest
+    assert [p for p in results.rglob("*") if outputs.is_temp_name(p.name)] == []
+    again = _run(dataset.data_root, results, "--n-jobs", "2")  # resumes and finishes
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert _report(results)["counts"]["failed"] == 0
