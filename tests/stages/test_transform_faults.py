@@ -121,6 +121,27 @@ def test_swapped_warp_and_inverse_warp_of_each_registration(datasets, tmp_path):
     assert not [e for e in _errors(report) if "round trip" in e]  # a swapped pair round-trips
 
 
+def test_without_a_warp_the_inverse_warp_is_still_checked(datasets, tmp_path):
+    """The template -> CCF 1Warp may be absent (inputs.md §7): a first-order Warp stands in."""
+
+    def breaker(data, _):
+        ls(data, "1Warp.nii.gz").unlink()  # fine, but nothing to round-trip with
+        t2c(data, "1Warp.nii.gz").replace(t2c(data, "1InverseWarp.nii.gz"))  # a Warp in its place
+
+    report, data = _broken(datasets, tmp_path, breaker)
+    _assert_fatal_naming(report, t2c(data, "1InverseWarp.nii.gz"), says="looks like a Warp")
+    assert len(_errors(report)) == 1
+    warnings = [
+        c.message for c in report.checks if c.name == "transforms" and c.status == "warning"
+    ]
+    assert any(
+        w.startswith(str(ls(data, "1InverseWarp.nii.gz"))) and "round trip is not possible" in w
+        for w in warnings
+    )
+    ok = [c.message for c in report.checks if c.name == "transforms" and c.status == "ok"]
+    assert len(ok) == 1 and ok[0].startswith("LS -> LCA template") and "images agree" in ok[0]
+
+
 def test_warp_on_a_foreign_grid(datasets, tmp_path):
     def breaker(data, _):
         for name in ("1Warp.nii.gz", "1InverseWarp.nii.gz"):

@@ -302,23 +302,28 @@ class RegistrationChecker:
             sig("Warp", "affine"),
             sig("InverseWarp", "affine"),
         )
-        where = str(self.reg.warp or self.reg.inverse_warp)
-        other = f"the InverseWarp {self.reg.inverse_warp}"
+        if self.reg.warp is None:  # the Warp is the first-order -InverseWarp
+            where, these = str(self.reg.inverse_warp), "this InverseWarp (no 1Warp beside it)"
+            swapped = "looks like a Warp (its displacements point the wrong way)"
+        else:
+            where = str(self.reg.warp)
+            these = f"this Warp and the InverseWarp {self.reg.inverse_warp}"
+            swapped = "look swapped"
         if w_vs_i < 0 and i_vs_a > 0:
             self.problems.append(
                 Problem(
                     where,
-                    f"this Warp and {other} look swapped: the images match best through the "
-                    f"InverseWarp, which improves on the affine alone; {what}",
+                    f"{these} {swapped}: the images match best through the InverseWarp, which "
+                    f"improves on the affine alone; {what}",
                 )
             )
         elif w_vs_a < 0 or w_vs_i < 0:
             self.problems.append(
                 Problem(
                     where,
-                    f"this Warp and {other} do not belong to this registration: through the "
-                    "Warp the images match worse than through the affine alone (or than "
-                    f"through the InverseWarp, which does not improve on the affine); {what}",
+                    f"{these} do not belong to this registration: through the Warp the images "
+                    "match worse than through the affine alone (or than through the "
+                    f"InverseWarp, which does not improve on the affine); {what}",
                 )
             )
         elif w_vs_i == 0 and not self._negligible():

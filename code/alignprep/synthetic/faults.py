@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..space.transforms import Registration
 from .geometry import Affine
 
 
@@ -126,8 +125,3 @@ def shorten_lookup(path: Path, n_removed: int = 2) -> Path:
     lut = np.load(path)["unique_labels"]
     np.savez(path, unique_labels=lut[:-n_removed])
     return path
-
-
-def registration(prefix: Path) -> Registration:
-    """The registration files under ``prefix`` (with the Warp)."""
-    return Registration.from_prefix(prefix, require_warp=True)
