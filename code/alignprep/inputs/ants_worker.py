@@ -66,6 +66,7 @@ class TaskOutcome:
     result: Any = None
     message: str = ""
     seconds: float = 0.0
+    peak_rss_mb: float = 0.0  # of the child process, when the task ended
 
     @property
     def ok(self) -> bool:
@@ -96,8 +97,15 @@ def run_ants_tasks(tasks: list[AntsTask], timeout_s: float = 3600.0) -> dict[str
             if event["event"] == "start":
                 started = event["id"]
             elif event["event"] == "done":
-                outcomes[event["id"]] = TaskOutcome("ok", event["result"], seconds=event["s"])
-                log.debug("ANTs task %s: %.2f s", event["id"], event["s"])
+                outcomes[event["id"]] = TaskOutcome(
+                    "ok", event["result"], seconds=event["s"], peak_rss_mb=event["rss_mb"]
+                )
+                log.debug(
+                    "ANTs task %s: %.2f s, child peak RSS %.0f MB",
+                    event["id"],
+                    event["s"],
+                    event["rss_mb"],
+                )
             elif event["event"] == "failed":
                 outcomes[event["id"]] = TaskOutcome("failed", message=event["error"])
         if returncode != 0 and started is not None and started not in outcomes:
@@ -180,6 +188,19 @@ def _death(returncode: int, stderr: str) -> str:
 # ----------------------------------------------------------------------------- the child
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process (Linux ``VmHWM``: not inherited across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _run_task(task: dict[str, Any], results: dict[str, Any]) -> Any:
     import ants
     import pandas as pd
@@ -223,7 +244,16 @@ def main(argv: list[str]) -> int:
             emit({"event": "failed", "id": task["id"], "error": f"{type(exc).__name__}: {exc}"})
             continue
         seconds = round(time.perf_counter() - t0_s, 3)
-        emit({"event": "done", "id": task["id"], "result": results[task["id"]], "s": seconds})
+        result = results[task["id"]]
+        emit(
+            {
+                "event": "done",
+                "id": task["id"],
+                "result": result,
+                "s": seconds,
+                "rss_mb": peak_rss_mb(),
+            }
+        )
     os.close(fd)
     return 0
 

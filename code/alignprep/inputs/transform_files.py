@@ -240,21 +240,19 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
     done = 0
     block_bytes -= block_bytes % dtype.itemsize
     while done < total:
-        raw = fh.read(min(block_bytes, total - done))
-        if not raw:
+        want = min(block_bytes, total - done)
+        raw = fh.read(want)
+        if len(raw) < want:  # read(n) returns less only at the end of the stream
             raise InputError(
-                f"voxel data ends after {done} of {total} bytes: the file is truncated", file=path
+                f"voxel data ends after {done + len(raw)} of {total} bytes: the file is truncated",
+                file=path,
             )
-        if len(raw) % dtype.itemsize:
-            raw = raw[: len(raw) - len(raw) % dtype.itemsize]
-            if not raw:
-                continue
-        values = np.frombuffer(raw, dtype=dtype).astype(np.float64)
+        values = np.frombuffer(raw, dtype=dtype)  # no copy, no float64 conversion
         if slope is not None:
             values = values * slope + (inter or 0.0)
         start = done // dtype.itemsize
-        bad = ~np.isfinite(values)
-        if bad.any():
+        if not _component_max(values, start, n_vox, max_abs):  # NaN / Inf propagate to max
+            bad = ~np.isfinite(values)
             flat = start + int(np.argmax(bad))
             ijk = np.unravel_index(flat % n_vox, shape[:3], order="F")
             raise InputError(
@@ -262,8 +260,7 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
                 f"{tuple(int(i) for i in ijk)}, component {flat // n_vox}",
                 file=path,
             )
-        _component_max(np.abs(values), start, n_vox, max_abs)
-        done += len(raw)
+        done += want
     while fh.read(block_bytes):  # to the end of the stream: gzip verifies its CRC there
         pass
     peak = float(max_abs.max())
@@ -276,14 +273,22 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
     return WarpScan(path, header, str(dtype), peak)
 
 
-def _component_max(abs_values: np.ndarray, start: int, n_vox: int, out: np.ndarray) -> None:
-    """Update the per-component max |value| of a block of the Fortran-ordered field."""
+def _component_max(values: np.ndarray, start: int, n_vox: int, out: np.ndarray) -> bool:
+    """Update the per-component max |value| of a block of the Fortran-ordered field.
+
+    Uses min and max (no temporary array); False when the block holds a NaN or an Inf.
+    """
     pos = 0
-    while pos < len(abs_values):
+    while pos < len(values):
         comp = (start + pos) // n_vox
-        end = min(len(abs_values), (comp + 1) * n_vox - start)
-        out[comp] = max(out[comp], float(abs_values[pos:end].max()))
+        end = min(len(values), (comp + 1) * n_vox - start)
+        part = values[pos:end]
+        lo, hi = float(part.min()), float(part.max())
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            return False
+        out[comp] = max(out[comp], -lo, hi)
         pos = end
+    return True
 
 
 def _lps_header(hdr, shape: tuple[int, ...], path: Path) -> ImageHeader:
