@@ -188,7 +188,7 @@ def main() -> None:
     for line in check["log"]:
         print("  " + line.split(": ", 1)[-1])
     for status, message in check["checks"]:
-        print(f"  {status.upper():<8} {message[:160]}")
+        print(f"  {status.upper():<8} {message}")
     child_mb = max(
         float(m) for m in re.findall(r"child peak RSS (\d+) MB", "\n".join(check["log"]))
     )
