@@ -6,6 +6,13 @@ failing to read a MATLAB v5 file, which scipy reads without complaint.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -65,3 +72,61 @@ def test_header_task_reports_itk_geometry_in_our_convention(tmp_path):
     np.testing.assert_allclose(out.result["origin"], hdr.origin)
     np.testing.assert_allclose(out.result["spacing"], hdr.spacing)
     assert out.result["dimensions"] == [4, 5, 6]
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("PPid", "0").strip() or 0) == pid:
+            out.append(int(status.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _busy_with_ants(pid: int) -> bool:
+    """The worker has read its tasks and loaded ANTs (its compiled library is mapped)."""
+    try:
+        return "ants/lib" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs Linux /proc")
+def test_no_worker_outlives_a_killed_parent(mats):
+    """A run killed during validation leaves no ANTs worker behind."""
+    _, good, _ = mats
+    script = (
+        "from alignprep.inputs.ants_worker import AntsTask, run_ants_tasks\n"
+        f"tasks = [AntsTask(str(i), 'points', ({str(good)!r},), (False,), [[0.0, 0.0, 0.0]])"
+        " for i in range(5000)]\n"
+        "run_ants_tasks(tasks)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not any(_busy_with_ants(w) for w in workers):
+            time.sleep(0.2)
+            workers = _children(parent.pid)
+        assert any(_busy_with_ants(w) for w in workers), "the worker never got to work"
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if _alive(w)]
+    for w in alive:  # do not leave it running if the test fails
+        os.kill(w, signal.SIGKILL)
+    assert not alive, f"worker(s) {alive} outlived their parent"

@@ -2,8 +2,9 @@
 
 ITK's transform readers dereference a null pointer after failing to parse a file (SIGSEGV), and
 nothing in Python can catch that. The parent sends a list of tasks as JSON on stdin; the child
-(``python -m alignprep.inputs.ants_worker PROGRESS``) appends one JSON line to PROGRESS before
-each task (``start``, with its files) and one after (``done`` with the result, or ``failed``).
+(``python -m alignprep.inputs.ants_worker PROGRESS PARENT_PID``, killed if its parent dies)
+appends one JSON line to PROGRESS before each task (``start``, with its files) and one after
+(``done`` with the result, or ``failed``).
 When the child dies by a signal, the task that started last names the file; the parent records
 it as ``crashed``, skips every later task that reads that file, and runs the rest in a new child.
 
@@ -142,7 +143,13 @@ def _run_child(
     with tempfile.TemporaryDirectory(prefix="alignprep_ants_") as tmp:
         progress = Path(tmp) / "progress.jsonl"
         progress.touch()
-        cmd = [sys.executable, "-m", "alignprep.inputs.ants_worker", str(progress)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "alignprep.inputs.ants_worker",
+            str(progress),
+            str(os.getpid()),
+        ]
         try:
             proc = subprocess.run(
                 cmd, input=request, capture_output=True, text=True, timeout=timeout_s, env=env
@@ -226,8 +233,27 @@ def _run_task(task: dict[str, Any], results: dict[str, Any]) -> Any:
     return out[["x", "y", "z"]].to_numpy(dtype=float).tolist()
 
 
+def die_with_parent(parent_pid: int) -> None:
+    """Be killed when the parent dies, so that no worker outlives a killed run (Linux).
+
+    ``prctl(PR_SET_PDEATHSIG, SIGKILL)``; a parent already gone by then is noticed by pid.
+    Elsewhere a no-op: the worker then finishes its tasks and exits on its own.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def main(argv: list[str]) -> int:
     """Child entry: tasks on stdin, progress and results appended to ``argv[0]``."""
+    if len(argv) > 1:
+        die_with_parent(int(argv[1]))
     request = json.loads(sys.stdin.read())
     fd = os.open(argv[0], os.O_WRONLY | os.O_APPEND)
 
