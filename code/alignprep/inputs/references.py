@@ -79,12 +79,49 @@ def nifti_header(path: Path) -> ImageHeader:
 
 
 def unique_labels(config: PipelineConfig) -> np.ndarray:
-    """Compact label index -> signed Allen id (``unique_labels`` of the lookup ``.npz``)."""
+    """Compact label index -> signed Allen id (``unique_labels`` of the lookup ``.npz``).
+
+    Every entry must be an id of iblatlas ``BrainRegions`` (lateralized: left = -id, 0 = void);
+    otherwise the label volumes would carry ids no atlas knows, silently.
+    """
+    from ..space.atlas import brain_regions
+
     path = note_file(require_file(config.references.ccf_labels_unique_values, "label lookup"))
     try:
-        return np.load(path)["unique_labels"].astype(np.int64)
-    except (OSError, KeyError, ValueError) as exc:
+        raw = np.load(path)["unique_labels"]
+    except (OSError, KeyError, ValueError, EOFError) as exc:
         raise InputError(f"cannot read unique_labels: {exc}", file=path) from None
+    values = np.asarray(raw)
+    if values.ndim != 1 or values.size == 0 or values.dtype.kind not in "iuf":
+        raise InputError(
+            f"unique_labels has shape {values.shape}, dtype {values.dtype}: expected a 1-D "
+            "array of signed Allen ids",
+            file=path,
+            key="unique_labels",
+        )
+    ids = values.astype(np.int64)
+    if values.dtype.kind == "f" and not np.array_equal(ids, values):
+        bad = np.flatnonzero(ids != values)
+        raise InputError(
+            f"unique_labels holds non-integer values {_few(bad, values)}: expected Allen ids",
+            file=path,
+            key="unique_labels",
+        )
+    unknown = np.flatnonzero(~np.isin(ids, brain_regions().id))
+    if unknown.size:
+        raise InputError(
+            f"{unknown.size} entries are not Allen structure ids (iblatlas BrainRegions, "
+            f"lateralized: left = -id, 0 = void): {_few(unknown, ids)}",
+            file=path,
+            key="unique_labels",
+        )
+    return ids
+
+
+def _few(indices: np.ndarray, values: np.ndarray, n: int = 5) -> str:
+    """``index k -> value`` for the first few offending entries."""
+    shown = ", ".join(f"[{int(k)}] = {values[k]}" for k in indices[:n])
+    return shown + (f", ... ({len(indices)} in all)" if len(indices) > n else "")
 
 
 @dataclass(frozen=True)
@@ -102,9 +139,15 @@ class CcfLabels:
         compact, header = read_ccf_volume(path, "CCF compact labels")  # canonical PIR
         unique = unique_labels(config)
         lut_path = config.references.ccf_labels_unique_values
-        if compact.max() >= len(unique):
+        if compact.min() < 0 or compact.max() >= len(unique):
+            missing = np.unique(compact[(compact < 0) | (compact >= len(unique))])
+            shown = ", ".join(str(int(v)) for v in missing[:5])
+            more = f", ... ({missing.size} in all)" if missing.size > 5 else ""
             raise InputError(
-                f"compact label {int(compact.max())} has no entry in {lut_path.name}", file=path
+                f"the volume uses compact labels {shown}{more} that have no entry in "
+                f"{lut_path} ({len(unique)} entries: indices 0..{len(unique) - 1}); the lookup "
+                "does not belong to this volume",
+                file=path,
             )
         return cls(compact, unique, header)
 

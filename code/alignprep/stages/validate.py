@@ -22,6 +22,7 @@ from ..errors import AlignprepError
 from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest, read_manifest
 from ..inputs.references import check_lca_template
+from ..inputs.transform_check import check_transforms
 from ..logs import get_logger
 from .context import MouseContext
 
@@ -233,6 +234,9 @@ def validate(config: PipelineConfig) -> ValidationReport:
     report.context = ctx
     for warning in ctx.warnings:
         report.add("mouse", "asset", "warning", warning)
+    transforms = check_transforms(ctx)  # before any track is computed with them
+    for status, message in transforms.checks():
+        report.add("mouse", "transforms", status, message)
     _guard(report, "mouse", "CCF labels and lookup")(lambda: ctx.labels)
     _guard(report, "histology", "histology grid")(Grids.build, ctx)
     _guard(report, "histology", "additional channels share the pyramid")(
@@ -250,6 +254,8 @@ def validate(config: PipelineConfig) -> ValidationReport:
         key = str(row.line)
         if row.line in suffix_problems:
             report.add("row", "GUI shank", "error", suffix_problems[row.line], key)
+            continue
+        if not transforms.ok:  # the mouse-level transform errors say why
             continue
         result = _guard(report, "row", f"track {row.histology_track_id}{suffixes[row.line]}", key)(
             compute_track, ctx, row
