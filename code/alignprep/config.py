@@ -123,8 +123,12 @@ class EphysParams(_Section):
         description="Largest spacing (s) between those windows (shortened for short recordings)."
     )
     min_duration_s: NonNegativeFloat = Field(
-        description="Converter min_duration_secs; 0 keeps every analyzer the stage selected "
-        "(the converter's 300 crashes on short multi-shank recordings)."
+        description="Analyzers shorter than this (s) are left out, with a note; 0 keeps every "
+        "analyzer the stage selected."
+    )
+    drop_removed_units: bool = Field(
+        description="Drop the units a curated/<rec>/curation.json lists as removed (default: "
+        "keep them; proposed merges are never applied)."
     )
 
 
