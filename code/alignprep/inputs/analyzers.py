@@ -52,7 +52,7 @@ class AnalyzerSpikes:
     unit_index: np.ndarray  # per spike, index into meta.unit_ids
     amplitudes_uv: np.ndarray  # per spike, signed trace value at the unit's main channel
     depths_um: np.ndarray  # per spike, y in the channel-location frame
-    templates_uv: np.ndarray  # (n_units, n_samples, n_channels) dense average templates
+    templates_uv: np.ndarray  # (n_units, n_samples, n_channels) dense average templates, float32
     metrics: pd.DataFrame  # quality metrics, index = meta.unit_ids (no columns without them)
     notes: tuple[str, ...] = ()
 
@@ -224,11 +224,21 @@ def read_analyzer(ref: AnalyzerRef) -> AnalyzerSpikes:
     meta = _meta(analyzer, ref)
     require_uv(meta, ref)
     spikes = analyzer.sorting.to_spike_vector()
-    with trusted_pickles(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        templates = _required(analyzer, ref, "templates").get_templates(operator="average")
-        amplitudes = _required(analyzer, ref, "spike_amplitudes").get_data()
-    templates_uv = np.asarray(templates, dtype=np.float64)
+    template_ext = _required(analyzer, ref, "templates")
+    amplitude_ext = _required(analyzer, ref, "spike_amplitudes")
+    try:
+        with trusted_pickles(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            templates = template_ext.get_templates(operator="average", save=False)
+            amplitudes = amplitude_ext.get_data()
+    except Exception as exc:  # e.g. templates without the "average" operator
+        raise InputError(
+            f"{ref.where}: cannot read the average templates or the spike amplitudes "
+            f"({type(exc).__name__}: {exc}); expected extensions 'templates' (with the "
+            "'average' operator) and 'spike_amplitudes'",
+            file=ref.path / "extensions",
+        ) from None
+    templates_uv = np.asarray(templates, dtype=np.float32)  # as stored; float64 doubles memory
     amplitudes_uv = np.asarray(amplitudes, dtype=np.float64).reshape(-1)
     if len(amplitudes_uv) != len(spikes) or templates_uv.shape[0] != len(meta.unit_ids):
         raise InputError(

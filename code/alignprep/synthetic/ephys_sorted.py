@@ -193,12 +193,11 @@ def empty_the_analyzer(folder: Path) -> None:
 
     from .volumes import _single_threaded_blosc
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # recordingless analyzer
-        analyzer = si.load_sorting_analyzer(folder)
     fmt = "zarr" if folder.suffix == ".zarr" else "binary_folder"
     tmp = folder.with_name(f"{folder.stem}-empty" + (".zarr" if fmt == "zarr" else ""))
-    with _single_threaded_blosc():
+    with warnings.catch_warnings(), _single_threaded_blosc():
+        warnings.simplefilter("ignore")  # a recordingless analyzer
+        analyzer = si.load_sorting_analyzer(folder)
         analyzer.select_units([], format=fmt, folder=tmp)
     shutil.rmtree(folder)
     tmp.rename(folder)
