@@ -255,9 +255,9 @@ def _ephys_truth(data: Path) -> dict:
 
 def _bad_no_analyzer(data: Path) -> str:
     truth = _ephys_truth(data)
-    name = truth["probes"]["ProbeA"]["groups"][0]["analyzer"]
-    for sub in ("postprocessed", "curated"):
-        shutil.rmtree(data / truth["sorted_recording"] / sub / name)
+    group = truth["probes"]["ProbeA"]["groups"][0]
+    shutil.rmtree(data / truth["sorted_recording"] / "postprocessed" / group["analyzer"])
+    shutil.rmtree(data / truth["sorted_recording"] / "curated" / group["curated"])
     return "no spike-sorting analyzer for ProbeA"
 
 
@@ -274,8 +274,35 @@ def _bad_no_extension(data: Path) -> str:
     truth = _ephys_truth(data)
     name = truth["probes"]["ProbeB"]["groups"][1]["analyzer"]
     folder = data / truth["sorted_recording"] / "postprocessed" / name
-    shutil.rmtree(folder / "extensions" / "spike_locations")
-    return "['spike_locations']"
+    shutil.rmtree(folder / "extensions" / "templates")
+    return "['templates']"
+
+
+def _sorted_path(data: Path, probe: str, group: int, sub: str = "postprocessed") -> Path:
+    truth = _ephys_truth(data)
+    g = truth["probes"][probe]["groups"][group]
+    return data / truth["sorted_recording"] / sub / g["analyzer" if sub == "postprocessed" else sub]
+
+
+def _bad_empty_analyzer(data: Path) -> str:
+    from alignprep.synthetic.ephys_sorted import empty_the_analyzer
+
+    empty_the_analyzer(_sorted_path(data, "ProbeA", 0))
+    return "single analyzer: the analyzer has 0 units"
+
+
+def _bad_unreadable_analyzer(data: Path) -> str:
+    from alignprep.synthetic.ephys_sorted import corrupt_the_analyzer
+
+    corrupt_the_analyzer(path := _sorted_path(data, "ProbeB", 2))
+    return f"{path}: {RECORDING}/ProbeB, shank group 2: cannot open the analyzer"
+
+
+def _bad_curated_ids(data: Path) -> str:
+    from alignprep.synthetic.ephys_sorted import rename_a_curated_unit
+
+    rename_a_curated_unit(path := _sorted_path(data, "ProbeB", 1, "curated"))
+    return f"{path}: {RECORDING}/ProbeB, shank group 1: the curated sorting's unit ids"
 
 
 def _bad_short_recording(data: Path) -> str:
@@ -309,6 +336,9 @@ def _bad_short_recording(data: Path) -> str:
         _bad_no_raw_stream,
         _bad_no_extension,
         _bad_short_recording,
+        _bad_empty_analyzer,
+        _bad_unreadable_analyzer,
+        _bad_curated_ids,
     ],
 )
 def test_validate_only_catches_each_bad_input_without_running(dataset, tmp_path, breaker):

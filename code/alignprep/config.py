@@ -132,9 +132,13 @@ class EphysParams(_Section):
         json_schema_extra={"plausible": [1.0, 36000.0], "unit": "s"},
     )
     min_duration_s: NonNegativeFloat = Field(
-        description="Converter min_duration_secs; 0 keeps every analyzer the stage selected "
-        "(the converter's 300 crashes on short multi-shank recordings).",
+        description="Analyzers shorter than this (s) are left out, with a note; 0 keeps every "
+        "analyzer the stage selected.",
         json_schema_extra={"plausible": [0.0, 86400.0], "unit": "s"},
+    )
+    drop_removed_units: bool = Field(
+        description="Drop the units a curated/<rec>/curation.json lists as removed (default: "
+        "keep them; proposed merges are never applied)."
     )
 
 

@@ -20,12 +20,11 @@ from . import outputs
 from .config import PipelineConfig
 from .errors import InputError
 from .logs import configure_logging
-from .reads import Reads, note_tree, params_fingerprint, recording, replay
+from .reads import Reads, params_fingerprint, recording, replay
 from .state import RunState
 
 Status = Literal["ok", "failed", "skipped"]
 UNCHANGED = "unchanged since the last run"
-EPHYS_CONTENT_LIMIT_BYTES = 16 << 20  # bulk raw/sorted data: size + mtime, not content
 
 
 @dataclass(frozen=True)
@@ -132,12 +131,7 @@ def _ephys_item(job: Job, manifest, state: RunState) -> ItemResult:
     if state.unchanged(name, fp, cfg.data_root, mouse):
         return _skipped(state, name, fp)
     started = _now()
-    with recording() as reads:
-        for folder in (
-            cfg.data_root / probe_job.sorted_recording,
-            cfg.data_root / probe_job.recording_id,
-        ):
-            note_tree(folder, EPHYS_CONTENT_LIMIT_BYTES)
+    with recording() as reads:  # the sorted and raw assets, as discover_probe finds them
         res = extract_probe(probe_job, cfg.data_root, cfg.results_root, settings, job.n_threads)
     files = tuple(str(Path(p).relative_to(mouse)) for p in res.files)
     # no_spikes (no analyzer: channels and QC only) is a failed item: the manifest asked for units

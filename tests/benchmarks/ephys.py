@@ -4,14 +4,19 @@ Run ``python tests/benchmarks/ephys.py [--root DIR] [--repeats N]``. It builds t
 ``benchmark`` preset once (reused when ``DIR`` already holds it), then measures each step in a
 fresh subprocess, so that its peak RSS (``VmHWM``, reset at exec) belongs to that step only:
 
-* ``stage``: ``run_ephys`` (converter + IBL normalisation + checks + moving files);
-* ``converter``: ``extract_continuous`` + ``extract_spikes`` called directly, same thread count;
+* ``stage``: ``run_ephys`` (checks, the converter's continuous extraction, spikes read from
+  the analyzer in IBL units, folder check, moving files);
+* ``continuous``: the converter's ``extract_continuous`` called directly, same thread count;
+* ``spikes``: the stage's own spike step alone (open the analyzer and its curation, read
+  spikes / templates / metrics, IBL normalisation, write), on the channel table ``continuous``
+  wrote;
+* ``converter_spikes``: the converter's ``extract_spikes`` (what ``spikes`` replaces);
 * ``decode_read``: decoding the zarr chunks the converter's RMS/LFP windows touch (AP and LFP);
 * ``decode_all``: decoding every chunk of both zarrs.
 
 Decoding uses as many threads as the converter is given (2). Imports are outside the timed part.
 Each step runs ``--repeats`` times and the fastest run is reported (the machine is shared). It
-prints wall time and peak RSS per step and the ratios stage/converter and stage/decode. Not
+prints wall time and peak RSS per step and the ratios stage/continuous and stage/decode. Not
 collected by pytest (no ``test_`` prefix); no timing is asserted anywhere.
 """
 
@@ -80,15 +85,15 @@ def _stage(root: Path) -> Callable[[], None]:
     return run
 
 
-def _converter(root: Path) -> Callable[[], None]:
+def _continuous(root: Path) -> Callable[[], None]:
     import contextlib
     import io
     import shutil
 
-    from aind_ephys_ibl_gui_conversion import extract_continuous, extract_spikes
+    from aind_ephys_ibl_gui_conversion import extract_continuous
 
     p = _paths(root)
-    out = root / "converter_out"
+    out = root / "continuous_out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
 
@@ -101,6 +106,50 @@ def _converter(root: Path) -> Callable[[], None]:
                 session_folder=p["raw"],
                 num_parallel_jobs=THREADS,
             )
+
+    return run
+
+
+def _spikes(root: Path) -> Callable[[], None]:
+    import shutil
+
+    from alignprep.inputs.sorted import discover_probe
+    from alignprep.stages.ephys import EphysSettings, check_sorted, write_spikes
+
+    p = _paths(root)
+    channels = root / "continuous_out" / "ProbeA"
+    if not channels.is_dir():
+        raise SystemExit("the spikes step reads the channel table of the continuous step")
+    out = root / "spikes_out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    for path in channels.glob("channels.*"):
+        shutil.copy(path, out / path.name)
+    rid = p["raw"].name
+    settings = EphysSettings()
+
+    def run() -> None:
+        inputs = discover_probe(p["data"], rid, p["sorted"].name, "ProbeA")
+        groups, _ = check_sorted(inputs, settings)
+        write_spikes(groups, out, settings)
+
+    return run
+
+
+def _converter_spikes(root: Path) -> Callable[[], None]:
+    import contextlib
+    import io
+    import shutil
+
+    from aind_ephys_ibl_gui_conversion import extract_spikes
+
+    p = _paths(root)
+    out = root / "converter_spikes_out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+
+    def run() -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
             extract_spikes(p["sorted"], out, stream_to_use="ProbeA", session_folder=p["raw"])
 
     return run
@@ -142,7 +191,9 @@ def _decoder(root: Path, only_read: bool) -> Callable[[], None]:
 
 STEPS: dict[str, Callable[[Path], Callable[[], None]]] = {
     "stage": _stage,
-    "converter": _converter,
+    "continuous": _continuous,
+    "spikes": _spikes,
+    "converter_spikes": _converter_spikes,
     "decode_read": lambda root: _decoder(root, only_read=True),
     "decode_all": lambda root: _decoder(root, only_read=False),
 }
@@ -197,13 +248,17 @@ def main() -> None:
     )
     build_s = json.loads(built.stdout.strip().splitlines()[-1])["build_s"]
     print(f"dataset: {args.root} (built in {build_s:.0f} s; 0 = reused)")
-    order = ("decode_all", "decode_read", "converter", "stage")
+    order = ("decode_all", "decode_read", "continuous", "spikes", "converter_spikes", "stage")
     rows = {step: measure(step, args.root, args.repeats) for step in order}
-    print(f"{'step':<12} {'wall s':>8} {'peak RSS MB':>12}")
+    print(f"{'step':<16} {'wall s':>8} {'peak RSS MB':>12}")
     for step, r in rows.items():
-        print(f"{step:<12} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}")
+        print(f"{step:<16} {r['wall_s']:>8.1f} {r['peak_rss_mb']:>12.0f}")
     stage = rows["stage"]["wall_s"]
-    print(f"stage / converter wall: {stage / rows['converter']['wall_s']:.2f}")
+    print(f"stage / continuous wall: {stage / rows['continuous']['wall_s']:.2f}")
+    print(
+        f"spike step: ours {rows['spikes']['wall_s']:.1f} s, the converter's extract_spikes "
+        f"{rows['converter_spikes']['wall_s']:.1f} s"
+    )
     print(f"stage / decode of the chunks read: {stage / rows['decode_read']['wall_s']:.2f}")
     print(f"stage / decode of every chunk: {stage / rows['decode_all']['wall_s']:.2f}")
 

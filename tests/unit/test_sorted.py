@@ -41,8 +41,9 @@ def make_raw(session: Path, streams: list[str], zarrs: list[str], nested: bool =
 
 
 def make_sorted(root: Path, analyzers: list[str], curated: list[str] = ()) -> Path:
+    """Analyzer folders with every extension the stage reads; ``curated/<name>`` folders."""
     for name in analyzers:
-        for ext in srt.REQUIRED_EXTENSIONS:
+        for ext in srt.EXTENSION_USES:
             (root / "postprocessed" / name / "extensions" / ext).mkdir(parents=True)
     for name in curated:
         (root / "curated" / name).mkdir(parents=True)
@@ -66,15 +67,18 @@ def test_find_analyzers_groups_experiments_curated(tmp_path):
         f"experiment2_{NP1_AP}_recording1.zarr",  # another probe
         f"experiment2_{NP2}2_recording1_group0.zarr",  # another probe with a prefix-equal name
     ]
-    root = make_sorted(tmp_path / SORTED, names, curated=[names[2]])
+    # the AIND collector names the curated sorting without .zarr; a .zarr name is accepted too
+    curated = [names[2].removesuffix(".zarr"), names[1]]
+    root = make_sorted(tmp_path / SORTED, names, curated=curated)
     notes: list[str] = []
     refs = srt.find_analyzers(root, NP2, notes)
     # experiment2 before experiment10 (numeric, not text order), groups in order, gap kept
     assert [r.path.name for r in refs] == [names[2], names[1], names[3]]
     assert [r.group for r in refs] == [0, 1, 3]
     assert [r.experiment for r in refs] == [2, 2, 2]
-    assert refs[0].curated == root / "curated" / names[2] and refs[1].curated is None
-    assert refs[0].format == "zarr"
+    assert refs[0].curated == root / "curated" / curated[0]
+    assert refs[1].curated == root / "curated" / curated[1] and refs[2].curated is None
+    assert refs[0].format == "zarr" and not any(r.placeholder for r in refs)
     assert len(notes) == 1 and "(2, 1), (10, 1)" in notes[0]
 
 
@@ -88,7 +92,19 @@ def test_find_analyzers_binary_folder_without_recording_number(tmp_path):
 def test_missing_extensions(tmp_path):
     root = make_sorted(tmp_path / SORTED, ["a.zarr"])
     (root / "postprocessed/a.zarr/extensions/templates").rmdir()
+    (root / "postprocessed/a.zarr/extensions/spike_locations").rmdir()
     assert srt.missing_extensions(root / "postprocessed/a.zarr") == ["templates"]
+    assert srt.missing_extensions(root / "postprocessed/a.zarr", srt.OPTIONAL_EXTENSIONS) == [
+        "spike_locations"
+    ]
+
+
+def test_two_curated_sortings_for_one_analyzer_are_refused(tmp_path):
+    name = f"experiment1_{NP2}_recording1"
+    root = make_sorted(tmp_path / SORTED, [f"{name}.zarr"], curated=[name, f"{name}.zarr"])
+    with pytest.raises(InputError, match="two curated sortings for one analyzer") as err:
+        srt.find_analyzers(root, NP2, [])
+    assert err.value.file == str(root / "curated")
 
 
 def test_raw_session_by_name_nested_or_flat(tmp_path):
@@ -157,10 +173,51 @@ def test_discover_probe_checks_extensions_and_shanks(tmp_path):
     make_sorted(tmp_path / SORTED, names)
     probe = srt.discover_probe(tmp_path, RID, SORTED, "ProbeB", ephys_shanks=(0, 1, 2))
     assert [r.group for r in probe.analyzers] == [0, 2]
+    assert {r.probe for r in probe.analyzers} == {f"{RID}/ProbeB"}
     assert len(probe.warnings) == 1 and "ephys_shank 1 has no _group1" in probe.warnings[0]
+    # an optional extension missing: a note naming it and what it feeds
     (tmp_path / SORTED / "postprocessed" / names[1] / "extensions/quality_metrics").rmdir()
-    with pytest.raises(InputError, match=r"lacks required extension\(s\) \['quality_metrics'\]"):
+    notes = srt.discover_probe(tmp_path, RID, SORTED, "ProbeB").warnings
+    assert len(notes) == 1 and "shank group 2" in notes[0] and "'quality_metrics'" in notes[0]
+    assert "clusters.metrics.csv" in notes[0]
+    # a required one missing: refused, naming the probe, the group, the file and what it feeds
+    (tmp_path / SORTED / "postprocessed" / names[1] / "extensions/templates").rmdir()
+    with pytest.raises(InputError, match=r"lacks required extension\(s\) \['templates'\]") as err:
         srt.discover_probe(tmp_path, RID, SORTED, "ProbeB")
+    assert err.value.file == str(tmp_path / SORTED / "postprocessed" / names[1])
+    assert f"{RID}/ProbeB, shank group 2" in str(err.value)
+    assert "clusters.waveforms" in str(err.value)
+
+
+@pytest.mark.parametrize("name", [f"experiment1_{NP1_AP}_recording1.zarr",
+                                  f"experiment1_{NP1_AP}_recording1"])  # fmt: skip
+def test_placeholder_of_a_failed_sort_skips_the_probe(tmp_path, name):
+    """postprocessed/<rec>[.zarr]/placeholder.npy, as aind-ephys-postprocessing writes it."""
+    from alignprep.synthetic.ephys_sorted import write_placeholder
+
+    make_raw(tmp_path / RID, [NP1_AP], [f"experiment1_{NP1_AP}.zarr"])
+    write_placeholder(tmp_path / SORTED / "postprocessed" / name)
+    (ref,) = srt.find_analyzers(tmp_path / SORTED, NP1_AP, [])
+    assert ref.placeholder
+    with pytest.raises(srt.FailedSortError) as err:
+        srt.discover_probe(tmp_path, RID, SORTED, "ProbeA")
+    assert err.value.file == str(tmp_path / SORTED / "postprocessed" / name)
+    message = str(err.value)
+    assert "spike sorting failed for ProbeA" in message and "placeholder.npy" in message
+    assert "expected postprocessed/<rec>.zarr (zarr) or postprocessed/<rec>/" in message
+    assert isinstance(err.value, InputError)  # validation reports it as an error
+
+
+def test_placeholder_of_one_shank_skips_the_whole_probe(tmp_path):
+    from alignprep.synthetic.ephys_sorted import write_placeholder
+
+    make_raw(tmp_path / RID, [NP2], [f"experiment1_{NP2}.zarr"])
+    names = [f"experiment1_{NP2}_recording1_group{k}.zarr" for k in range(3)]
+    make_sorted(tmp_path / SORTED, [names[0], names[2]])
+    write_placeholder(tmp_path / SORTED / "postprocessed" / names[1])
+    with pytest.raises(srt.FailedSortError, match=r"ProbeB \(.*shank group 1\)") as err:
+        srt.discover_probe(tmp_path, RID, SORTED, "ProbeB")
+    assert err.value.file == str(tmp_path / SORTED / "postprocessed" / names[1])
 
 
 def test_discover_probe_missing_sorted_asset(tmp_path):

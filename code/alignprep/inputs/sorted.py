@@ -1,33 +1,78 @@
 """Sorted and raw ecephys discovery for one (recording_id, ephys_collection) (inputs.md §9).
 
 The sorted asset ``data_root/<sorted_recording>`` holds SortingAnalyzers in ``postprocessed/``
-(zarr, or ``binary_folder`` without suffix; ``_group<K>`` per shank, K 0-based) and optional
-labelled sortings in ``curated/``. The raw session (``ecephys_clipped`` Open Ephys metadata and
+(``<rec>.zarr``, or ``<rec>/`` as ``binary_folder``; ``_group<K>`` per shank, K 0-based) and
+optional labelled sortings in ``curated/<rec>/`` (the AIND results collector's name, without
+``.zarr``; ``curated/<rec>.zarr`` is accepted too). A failed sort leaves the postprocessing
+capsule's ``placeholder.npy`` where the analyzer should be: the probe is then refused
+(:class:`FailedSortError`). The raw session (``ecephys_clipped`` Open Ephys metadata and
 ``ecephys_compressed`` zarrs, optionally under ``ecephys/``) is found by name, else by the sorted
-asset's ``data_description.json``. Streams come from neo ``openephysbinary``. Nothing is written.
+asset's ``data_description.json``. Streams come from neo ``openephysbinary``. Nothing is written;
+the analyzers themselves are read by :mod:`.analyzers`.
 """
 
 from __future__ import annotations
 
-import json
 import re
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
-
 from alignprep.errors import InputError
+from alignprep.inputs.locate import confine
+from alignprep.reads import note_listing, note_tree
 
-REQUIRED_EXTENSIONS = ("templates", "spike_amplitudes", "spike_locations", "quality_metrics")
-STREAM_RE = re.compile(r"^Record Node \d+#[^.]+\.(.+?)(-AP|-LFP)?$")
+from .raw_session import (
+    ProbeStreams,
+    RawSession,
+    find_raw_session,
+    neo_streams,
+    probe_streams,
+    probe_token,
+    raw_duration_s,
+    raw_session_dirs,
+)
+
+__all__ = [  # the raw-session names are re-exported: one import for the ephys stage
+    "EXTENSION_USES",
+    "REQUIRED_EXTENSIONS",
+    "AnalyzerRef",
+    "FailedSortError",
+    "ProbeInputs",
+    "ProbeStreams",
+    "RawSession",
+    "discover_probe",
+    "find_analyzers",
+    "find_raw_session",
+    "neo_streams",
+    "probe_streams",
+    "probe_token",
+    "raw_duration_s",
+    "raw_session_dirs",
+]
+
+#: What each analyzer extension feeds in the probe folder.
+EXTENSION_USES = {
+    "templates": "clusters.waveforms, clusters.peakToTrough and clusters.channels",
+    "spike_amplitudes": "spikes.amps",
+    "spike_locations": "spikes.depths",
+    "quality_metrics": "the quality-metric columns of clusters.metrics.csv and the IBL label",
+}
+#: Without these no ALF file they feed can be computed: the analyzer is refused.
+REQUIRED_EXTENSIONS = ("templates", "spike_amplitudes")
+#: Without these the outputs they feed are computed another way (see .analyzers), with a note.
+OPTIONAL_EXTENSIONS = ("spike_locations", "quality_metrics")
+PLACEHOLDER = "placeholder.npy"
+#: Raw and sorted files above this size are fingerprinted by size and mtime, not content: raw
+#: ephys is tens of GB per session and re-hashing it on every run would cost minutes.
+BULK_CONTENT_LIMIT_BYTES = 16 << 20
 ANALYZER_RE = re.compile(
     r"^experiment(?P<experiment>\d+)_(?P<stream>.+?)(?:_recording(?P<recording>\d*))?"
     r"(?:_group(?P<group>\d+))?(?P<zarr>\.zarr)?$"
 )
-ZARR_RE = re.compile(r"^experiment(?P<experiment>\d+)_(?P<stream>.+)\.zarr$")
+
+
+class FailedSortError(InputError):
+    """The sorted asset records a failed sort for the probe: skip it, do not guess."""
 
 
 @dataclass(frozen=True)
@@ -38,36 +83,20 @@ class AnalyzerRef:
     experiment: int
     recording: int | None
     group: int | None  # K of ``_group<K>``; None for a single analyzer
-    curated: Path | None  # ``curated/<same name>`` when present
+    curated: Path | None  # ``curated/<rec>`` (or ``curated/<rec>.zarr``) when present
+    placeholder: bool = False  # a failed sort's ``placeholder.npy`` instead of an analyzer
+    probe: str = ""  # ``<recording_id>/<ephys_collection>``, for messages
 
     @property
     def format(self) -> str:
         """``zarr`` or ``binary_folder``."""
         return "zarr" if self.path.suffix == ".zarr" else "binary_folder"
 
-
-@dataclass(frozen=True)
-class RawSession:
-    """A raw Open Ephys session: where its metadata and compressed zarrs are."""
-
-    path: Path  # the folder given to the converter as ``session_folder``
-    clipped: Path
-    compressed: Path
-
-
-@dataclass(frozen=True)
-class ProbeStreams:
-    """The neo stream(s) of one probe and their compressed zarr per experiment (block)."""
-
-    stream: str  # AP (NP1.0) or wideband (NP2.0) stream
-    lfp_stream: str | None  # NP1.0 LFP partner; None for NP2.0 or when absent
-    zarrs: tuple[Path, ...]  # AP / wideband, one per experiment, ascending
-    lfp_zarrs: tuple[Path, ...]  # NP1.0 LFP, same experiments (empty when missing)
-
     @property
-    def is_np1(self) -> bool:
-        """An NP1.0-style split AP/LFP stream (named ``...-AP``)."""
-        return self.stream.endswith("-AP")
+    def where(self) -> str:
+        """Probe and shank group, for messages (the file is named separately)."""
+        group = "single analyzer" if self.group is None else f"shank group {self.group}"
+        return f"{self.probe}, {group}" if self.probe else group
 
 
 @dataclass(frozen=True)
@@ -93,151 +122,30 @@ class ProbeInputs:
         return tuple(out)
 
 
-def probe_token(stream: str) -> str | None:
-    """Probe token of a neo stream name (``...Neuropix-PXI-100.ProbeA-AP`` -> ``ProbeA``)."""
-    match = STREAM_RE.match(stream)
-    return match.group(1) if match else None
+def is_placeholder(folder: Path) -> bool:
+    """A failed sort's output: ``placeholder.npy`` and no analyzer metadata beside it."""
+    markers = (".zattrs", ".zgroup", "spikeinterface_info.json", "settings.json")
+    return (folder / PLACEHOLDER).is_file() and not any((folder / m).exists() for m in markers)
 
 
-def raw_session_dirs(folder: Path) -> RawSession | None:
-    """The clipped/compressed folders of a raw session, ``ecephys/`` layout included."""
-    for base in (folder, folder / "ecephys"):
-        if (base / "ecephys_clipped").is_dir():
-            return RawSession(folder, base / "ecephys_clipped", base / "ecephys_compressed")
-    return None
-
-
-def _source_names(sorted_asset: Path) -> list[str]:
-    """Raw session names recorded in the sorted asset's ``data_description.json``."""
-    path = sorted_asset / "data_description.json"
-    if not path.is_file():
-        return []
-    try:
-        desc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"unreadable data_description.json: {exc}", file=path) from None
-    names = []
-    source = desc.get("source_data")
-    if isinstance(source, list) and source:
-        first = source[0]
-        names.append(first.get("name") if isinstance(first, dict) else first)
-    names.append(desc.get("input_data_name"))
-    return [str(n) for n in names if n]
-
-
-def find_raw_session(data_root: Path, recording_id: str, sorted_asset: Path) -> RawSession:
-    """``data_root/<recording_id>``, else the asset named by ``data_description.json``.
+def curated_path(sorted_asset: Path, analyzer: Path) -> Path | None:
+    """The curated sorting of ``postprocessed/<rec>[.zarr]``: ``curated/<rec>[.zarr]``.
 
     Raises
     ------
     InputError
-        When no folder with ``ecephys_clipped`` matches, or several do.
+        When both exist (which one labels the analyzer would be a guess).
     """
-    by_name = raw_session_dirs(data_root / recording_id)
-    if by_name is not None:
-        return by_name
-    wanted = _source_names(sorted_asset)
-    candidates: list[str] = []
-    matches: list[RawSession] = []
-    for folder in sorted(p for p in data_root.iterdir() if p.is_dir()):
-        session = raw_session_dirs(folder)
-        if session is None:
-            continue
-        candidates.append(folder.name)
-        own = folder / "data_description.json"
-        own_name = None
-        if own.is_file():
-            try:
-                own_name = json.loads(own.read_text(encoding="utf-8")).get("name")
-            except (OSError, json.JSONDecodeError, AttributeError):
-                own_name = None
-        if folder.name in wanted or (own_name and own_name in wanted):
-            matches.append(session)
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
+    stem = analyzer.name[: -len(".zarr")] if analyzer.name.endswith(".zarr") else analyzer.name
+    found = [p for p in (sorted_asset / "curated" / stem, sorted_asset / "curated" / f"{stem}.zarr")
+             if p.exists()]  # fmt: skip
+    if len(found) > 1:
         raise InputError(
-            f"several raw sessions match recording {recording_id!r}: "
-            f"{[m.path.name for m in matches]}",
-            file=sorted_asset,
+            f"two curated sortings for one analyzer: {found[0].name} and {found[1].name}; "
+            "expected one curated/<rec> folder",
+            file=sorted_asset / "curated",
         )
-    raise InputError(
-        f"no raw ecephys session for recording {recording_id!r}: looked for "
-        f"{data_root / recording_id} and for assets named {wanted} (from data_description.json); "
-        f"folders with ecephys_clipped: {candidates or 'none'}",
-        file=sorted_asset,
-    )
-
-
-def neo_streams(session: RawSession) -> tuple[list[str], int]:
-    """Neuropixels stream names and the number of blocks (experiments) neo finds."""
-    import spikeinterface.extractors as se
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            names, _ = se.get_neo_streams("openephysbinary", session.clipped)
-            n_blocks = se.get_neo_num_blocks("openephysbinary", session.clipped)
-    except Exception as exc:  # neo raises bare ValueError/KeyError/OSError on bad metadata
-        raise InputError(f"cannot read Open Ephys metadata: {exc}", file=session.clipped) from None
-    return [s for s in names if "Neuropix" in s], int(n_blocks)
-
-
-def _experiment_zarrs(compressed: Path, stream: str) -> list[Path]:
-    if not compressed.is_dir():
-        return []
-    found = []
-    for path in compressed.iterdir():
-        match = ZARR_RE.fullmatch(path.name)
-        if match and match.group("stream") == stream:
-            found.append((int(match.group("experiment")), path))
-    return [p for _, p in sorted(found)]
-
-
-def probe_streams(session: RawSession, collection: str, out_warnings: list[str]) -> ProbeStreams:
-    """The AP/wideband (and NP1 LFP) stream of ``collection`` and its zarrs.
-
-    Raises
-    ------
-    InputError
-        No Neuropixels stream for the collection, or zarrs missing / not one per experiment.
-    """
-    names, n_blocks = neo_streams(session)
-    mine = [
-        s for s in names if "LFP" not in s and (s == collection or probe_token(s) == collection)
-    ]
-    if len(mine) != 1:
-        what = "no" if not mine else f"{len(mine)}"
-        raise InputError(
-            f"{what} Neuropixels AP/wideband stream for ephys_collection {collection!r}; "
-            f"streams found: {names or 'none'}",
-            file=session.clipped,
-        )
-    stream = mine[0]
-    zarrs = _experiment_zarrs(session.compressed, stream)
-    if len(zarrs) != n_blocks:
-        expected = session.compressed / f"experiment<N>_{stream}.zarr"
-        raise InputError(
-            f"raw stream {stream!r}: expected {n_blocks} compressed zarr(s) (one per Open Ephys "
-            f"experiment) like {expected}, found {[p.name for p in zarrs] or 'none'}",
-            file=session.compressed,
-        )
-    lfp_stream, lfp_zarrs = None, []
-    if stream.endswith("-AP"):
-        lfp_stream = stream[: -len("-AP")] + "-LFP"
-        lfp_zarrs = _experiment_zarrs(session.compressed, lfp_stream)
-        if stream.replace("AP", "LFP") != lfp_stream:
-            out_warnings.append(
-                f"{stream}: the converter derives the LFP stream as {stream.replace('AP', 'LFP')!r}"
-                " (every 'AP' replaced) and will not find the LFP zarr"
-            )
-        if len(lfp_zarrs) != n_blocks:
-            out_warnings.append(
-                f"NP1.0 probe {collection!r}: LFP zarr(s) {session.compressed}/experiment<N>_"
-                f"{lfp_stream}.zarr missing ({len(lfp_zarrs)} of {n_blocks} found); the converter "
-                "then computes the LF-band RMS and power spectrum from the AP stream"
-            )
-    return ProbeStreams(stream, lfp_stream, tuple(zarrs), tuple(lfp_zarrs))
+    return found[0] if found else None
 
 
 def find_analyzers(
@@ -247,6 +155,7 @@ def find_analyzers(
 
     When several (experiment, recording) pairs exist the first in numeric order is used (the
     converter sorts names as text, so ``experiment10`` would come before ``experiment2``).
+    Placeholders of failed sorts are returned too, flagged.
     """
     post = sorted_asset / "postprocessed"
     refs: list[AnalyzerRef] = []
@@ -257,14 +166,14 @@ def find_analyzers(
                 continue
             rec = match.group("recording")
             group = match.group("group")
-            curated = sorted_asset / "curated" / path.name
             refs.append(
                 AnalyzerRef(
                     path=path,
                     experiment=int(match.group("experiment")),
                     recording=int(rec) if rec else None,
                     group=None if group is None else int(group),
-                    curated=curated if curated.exists() else None,
+                    curated=curated_path(sorted_asset, path),
+                    placeholder=is_placeholder(path),
                 )
             )
     if not refs:
@@ -283,10 +192,23 @@ def find_analyzers(
     return tuple(sorted(chosen, key=lambda r: -1 if r.group is None else r.group))
 
 
-def missing_extensions(analyzer: Path) -> list[str]:
-    """Required analyzer extensions (inputs.md §9) that ``analyzer`` lacks."""
+def missing_extensions(analyzer: Path, names: tuple[str, ...] = REQUIRED_EXTENSIONS) -> list[str]:
+    """The extensions of ``names`` that ``analyzer`` has no folder / zarr group for."""
     ext = analyzer / "extensions"
-    return [name for name in REQUIRED_EXTENSIONS if not (ext / name).is_dir()]
+    return [name for name in names if not (ext / name).is_dir()]
+
+
+def _check_placeholders(refs: tuple[AnalyzerRef, ...], collection: str) -> None:
+    failed = [r for r in refs if r.placeholder]
+    if failed:
+        groups = ", ".join(r.where for r in failed)
+        raise FailedSortError(
+            f"spike sorting failed for {collection} ({groups}): the folder holds only the AIND "
+            f"pipeline's {PLACEHOLDER}, written instead of a SortingAnalyzer when sorting or "
+            "postprocessing fails; expected postprocessed/<rec>.zarr (zarr) or postprocessed/"
+            "<rec>/ (binary_folder) with a SortingAnalyzer. The probe is skipped",
+            file=failed[0].path,
+        )
 
 
 def discover_probe(
@@ -303,24 +225,47 @@ def discover_probe(
 
     Raises
     ------
+    FailedSortError
+        A placeholder of a failed sort stands where an analyzer of the probe should be.
     InputError
         Missing sorted asset, raw session, stream or zarr; an analyzer without a required
-        extension; a surface-finding path without ``ecephys_clipped``.
+        extension; a surface-finding path without ``ecephys_clipped``; two curated sortings
+        for one analyzer.
     """
     notes: list[str] = []
     sorted_asset = data_root / sorted_recording
     if not sorted_asset.is_dir():
         raise InputError("sorted asset folder not found", file=sorted_asset)
+    confine(sorted_asset, data_root, "sorted_recording")
+    note_tree(sorted_asset, BULK_CONTENT_LIMIT_BYTES)
+    note_listing(data_root, recording_id)  # the raw session by name, else by content below
     raw = find_raw_session(data_root, recording_id, sorted_asset)
+    if raw.path.name != recording_id:
+        note_listing(data_root, "*")
+    confine(raw.path, data_root, "raw ecephys session")
+    note_tree(raw.path, BULK_CONTENT_LIMIT_BYTES)
     streams = probe_streams(raw, collection, notes)
-    analyzers = find_analyzers(sorted_asset, streams.stream, notes)
+    probe = f"{recording_id}/{collection}"
+    analyzers = tuple(
+        replace(r, probe=probe) for r in find_analyzers(sorted_asset, streams.stream, notes)
+    )
+    _check_placeholders(analyzers, collection)
     for ref in analyzers:
+        for path in (ref.path, ref.curated):
+            if path is not None:
+                confine(path, data_root, f"analyzer of {probe}")
         missing = missing_extensions(ref.path)
         if missing:
+            needs = "; ".join(f"{m} -> {EXTENSION_USES[m]}" for m in missing)
             raise InputError(
-                f"analyzer lacks required extension(s) {missing} (needs "
-                f"{list(REQUIRED_EXTENSIONS)}; the converter would fail with AttributeError)",
+                f"{ref.where}: analyzer lacks required extension(s) {missing} ({needs}); "
+                f"required: {list(REQUIRED_EXTENSIONS)}",
                 file=ref.path,
+            )
+        for name in missing_extensions(ref.path, OPTIONAL_EXTENSIONS):
+            notes.append(
+                f"{ref.where}: analyzer {ref.path.name} lacks extension {name!r} (feeds "
+                f"{EXTENSION_USES[name]}); that output is computed without it"
             )
     groups = {r.group for r in analyzers if r.group is not None}
     if analyzers and groups:
@@ -331,6 +276,8 @@ def discover_probe(
             )
     surface, surface_streams = None, None
     if surface_finding is not None:
+        confine(surface_finding, data_root, "surface_finding")
+        note_tree(surface_finding, BULK_CONTENT_LIMIT_BYTES)
         surface = raw_session_dirs(surface_finding)
         if surface is None:
             raise InputError(
@@ -348,68 +295,3 @@ def discover_probe(
         surface_streams=surface_streams,
         warnings=tuple(notes),
     )
-
-
-@dataclass(frozen=True)
-class AnalyzerMeta:
-    """What the normalisation needs from an analyzer, read without its extensions."""
-
-    unit_ids: tuple[str, ...]
-    channel_xy_um: np.ndarray  # (n_ch, 2), analyzer channel order
-    contact_ids: tuple[str, ...] | None
-    n_segments: int
-    duration_s: float
-
-
-@contextmanager
-def _trusted_pickles() -> Iterator[None]:
-    """Let numcodecs decode Pickle-encoded analyzer attributes (our own pipeline's assets)."""
-    import numcodecs.pickles
-
-    previous = getattr(numcodecs.pickles, "ALLOW_UNSAFE_PICKLE_DECODE", False)
-    numcodecs.pickles.ALLOW_UNSAFE_PICKLE_DECODE = True
-    try:
-        yield
-    finally:
-        numcodecs.pickles.ALLOW_UNSAFE_PICKLE_DECODE = previous
-
-
-def analyzer_meta(ref: AnalyzerRef) -> AnalyzerMeta:
-    """Unit ids, channel locations and contact ids of an analyzer (extensions not loaded)."""
-    import spikeinterface as si
-
-    try:
-        with _trusted_pickles(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            analyzer = si.load_sorting_analyzer(ref.path, load_extensions=False)
-    except Exception as exc:  # SpikeInterface raises many types on unreadable folders
-        raise InputError(
-            f"cannot open analyzer: {type(exc).__name__}: {exc}", file=ref.path
-        ) from None
-    xy = np.asarray(analyzer.get_channel_locations(), dtype=float)[:, :2]
-    contact_ids = None
-    try:
-        ids = [str(c) for c in analyzer.get_probe().contact_ids]
-        contact_ids = tuple(ids) if len(ids) == len(xy) and all(ids) else None
-    except Exception:  # no probe, or a probe group: fall back to locations
-        contact_ids = None
-    return AnalyzerMeta(
-        unit_ids=tuple(str(u) for u in analyzer.unit_ids),
-        channel_xy_um=xy,
-        contact_ids=contact_ids,
-        n_segments=int(analyzer.get_num_segments()),
-        duration_s=float(analyzer.get_total_duration()),
-    )
-
-
-def raw_duration_s(zarr: Path) -> float:
-    """Duration of the longest segment of a compressed raw zarr (what the converter uses)."""
-    import spikeinterface as si
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rec = si.read_zarr(zarr)
-    except Exception as exc:  # zarr / codec errors
-        raise InputError(f"cannot open raw zarr: {type(exc).__name__}: {exc}", file=zarr) from None
-    return max(rec.get_duration(s) for s in range(rec.get_num_segments()))

@@ -1,11 +1,15 @@
-"""IBL ALF conventions for a probe folder: normalise the converter's spike output, then check.
+"""IBL ALF conventions for a probe folder: spikes and clusters from the analyzers, then checks.
 
-``aind-ephys-ibl-gui-conversion`` 0.7.0 writes spikes and clusters per analyzer, concatenated in
-analyzer (shank group) order, in its own units (outputs.md §5.2). :func:`normalise` turns them
-into the IBL convention: volts, milliseconds, global cluster ids, ``clusters.channels`` as rows
-of ``channels.*``, spikes sorted by time, GUI-shank indices, one metrics row per global cluster.
-Everything here is numpy/pandas on arrays, plus small readers/writers, so it is testable
-without the converter. :func:`check_folder` verifies a finished folder with ``one.alf.io``.
+:func:`normalise` turns the analyzers of a probe (read by :mod:`alignprep.inputs.analyzers` in
+SpikeInterface's conventions, one per shank group) into the IBL ALF arrays (outputs.md §5.2):
+volts, milliseconds, cluster ids global across shanks, ``clusters.channels`` as rows of
+``channels.*``, spikes sorted by time, GUI-shank indices, one metrics row per cluster with the
+curation labels and IBL's ``label``. ``spikes.amps`` is the magnitude of SpikeInterface's spike
+amplitude (IBL: amplitudes are positive volts): SpikeInterface reads the trace at the template's
+main channel and peak sample, which is positive for positive-going units and flips sign with the
+noise on small ones. Everything here is numpy/pandas on arrays plus small readers/writers, so it
+is testable without real data. :func:`check_folder` verifies a finished folder with
+``one.alf.io``.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..inputs.analyzers import AnalyzerMeta, AnalyzerSpikes
+from ..inputs.curation import LABEL_COLUMNS, UnitCuration
+from ..logs import get_logger
+from .ibl_label import ibl_label, missing_metrics
 from .shanks import x_groups
+
+log = get_logger("stages.alf")
 
 UV_TO_V = 1e-6
 S_TO_MS = 1e3
@@ -36,16 +46,6 @@ OWNED_DIRS = ("band_corr",)
 
 
 @dataclass(frozen=True)
-class GroupInfo:
-    """One analyzer, in the order the converter concatenated them."""
-
-    group: int | None  # analyzer ``_group<K>`` (= ephys_shank, channels.shankInd); None: single
-    unit_ids: tuple[str, ...]  # SpikeInterface unit ids, analyzer order
-    channel_xy_um: np.ndarray  # (n_ch, 2) analyzer channel locations
-    contact_ids: tuple[str, ...] | None = None  # probe contact ids of those channels
-
-
-@dataclass(frozen=True)
 class ChannelTable:
     """``channels.*`` of a probe folder (rows = columns of the ``_iblqc_*`` arrays)."""
 
@@ -56,19 +56,17 @@ class ChannelTable:
 
 
 @dataclass(frozen=True)
-class ConverterSpikes:
-    """What the converter writes for spikes and clusters, in its conventions."""
+class SortedGroup:
+    """One analyzer as the normalisation takes it: spikes, curation, which units to keep."""
 
-    times_s: np.ndarray  # per-analyzer blocks, each in time order
-    clusters_local: np.ndarray  # unit index within its analyzer
-    amps_uv: np.ndarray
-    depths_um: np.ndarray
-    spike_group: np.ndarray  # analyzer enumeration index per spike
-    cluster_channel_local: np.ndarray  # peak channel, index into the analyzer's channels
-    peak_to_trough_s: np.ndarray
-    waveforms_uv: np.ndarray  # (n_clu, n_samp, n_w), analyzer channel order, n_w = min n_ch
-    cluster_group: np.ndarray  # analyzer enumeration index per cluster
-    metrics: pd.DataFrame  # column cluster_id = SI unit id (repeats across analyzers)
+    spikes: AnalyzerSpikes
+    curation: UnitCuration
+    keep: np.ndarray | None = None  # bool per unit (analyzer order); None keeps every unit
+
+    @property
+    def group(self) -> int | None:
+        """The analyzer's ``_group<K>`` (= ephys_shank, channels.shankInd); None: single."""
+        return self.spikes.ref.group
 
 
 def read_channel_table(folder: Path) -> ChannelTable:
@@ -82,42 +80,7 @@ def read_channel_table(folder: Path) -> ChannelTable:
     return ChannelTable(xy, raw, shank, contact)
 
 
-def read_converter_spikes(folder: Path) -> ConverterSpikes | None:
-    """The converter's spike/cluster files, or None when it wrote none."""
-    folder = Path(folder)
-    if not (folder / "spikes.times.npy").is_file():
-        return None
-
-    def vec(name: str) -> np.ndarray:
-        return np.atleast_1d(np.load(folder / name))
-
-    return ConverterSpikes(
-        times_s=vec("spikes.times.npy").astype(np.float64),
-        clusters_local=vec("spikes.clusters.npy").astype(np.int64),
-        amps_uv=vec("spikes.amps.npy").astype(np.float64),
-        depths_um=vec("spikes.depths.npy").astype(np.float64),
-        spike_group=vec("spike_shank_indices.npy").astype(np.int64),
-        cluster_channel_local=vec("clusters.channels.npy").astype(np.int64),
-        peak_to_trough_s=vec("clusters.peakToTrough.npy").astype(np.float64),
-        waveforms_uv=np.load(folder / "clusters.waveforms.npy"),
-        cluster_group=vec("unit_shank_indices.npy").astype(np.int64),
-        metrics=pd.read_csv(folder / "clusters.metrics.csv", dtype={"cluster_id": str}),
-    )
-
-
-def global_cluster_ids(local: np.ndarray, group: np.ndarray, n_units: list[int]) -> np.ndarray:
-    """``offset[group] + local``: cluster ids unique across analyzers (0-based, dense)."""
-    n_units_arr = np.asarray(n_units, dtype=np.int64)
-    local, group = np.asarray(local, dtype=np.int64), np.asarray(group, dtype=np.int64)
-    if len(local) and (group.min() < 0 or group.max() >= len(n_units_arr)):
-        raise ValueError(f"analyzer index out of range 0..{len(n_units_arr) - 1}")
-    if len(local) and ((local < 0) | (local >= n_units_arr[group])).any():
-        raise ValueError("a local cluster index exceeds its analyzer's unit count")
-    offsets = np.concatenate([[0], np.cumsum(n_units_arr)[:-1]])
-    return offsets[group] + local
-
-
-def channel_rows(info: GroupInfo, table: ChannelTable) -> np.ndarray:
+def channel_rows(info: AnalyzerMeta, table: ChannelTable) -> np.ndarray:
     """Row of ``channels.*`` for each channel of an analyzer (-1 when not found).
 
     Matched by contact id when both sides have unique ids and the locations agree within
@@ -141,90 +104,157 @@ def channel_rows(info: GroupInfo, table: ChannelTable) -> np.ndarray:
     return rows
 
 
-def metrics_table(metrics: pd.DataFrame, groups: list[GroupInfo]) -> pd.DataFrame:
-    """One row per global cluster: ``cluster_id`` (= row), ``unit_id`` (SI id), ``shank``."""
-    expected = [u for g in groups for u in g.unit_ids]
-    got = metrics["cluster_id"].astype(str).tolist() if "cluster_id" in metrics else []
-    if got != expected:
-        raise ValueError(
-            f"clusters.metrics.csv rows {got[:8]}... do not follow the analyzers' unit ids "
-            f"{expected[:8]}... ({len(got)} rows for {len(expected)} units)"
-        )
-    rest = metrics.drop(columns=["cluster_id", "cluster_id.1"], errors="ignore")
+def _cluster_waveforms(
+    templates_uv: np.ndarray, rows: np.ndarray, n_w: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's ``n_w`` channels of largest swing, peak first: (V waveforms, channel rows)."""
+    order = np.argsort(-np.ptp(templates_uv, axis=1), axis=1, kind="stable")[:, :n_w]
+    waveforms = np.take_along_axis(templates_uv, order[:, None, :], axis=2) * UV_TO_V
+    return waveforms, rows[order]
+
+
+def _peak_to_trough_ms(templates_uv: np.ndarray, peak: np.ndarray, fs_hz: float) -> np.ndarray:
+    """(argmax - argmin) of each unit's peak-channel template, in ms (the converter's rule)."""
+    wave = templates_uv[np.arange(len(peak)), :, peak]  # (n_units, n_samples)
+    return (np.argmax(wave, axis=1) - np.argmin(wave, axis=1)) / fs_hz * S_TO_MS
+
+
+def _flipped(spikes: AnalyzerSpikes, peak: np.ndarray) -> int:
+    """Spikes whose amplitude sign is opposite to their template's extremum at the peak channel."""
+    wave = spikes.templates_uv[np.arange(len(peak)), :, peak]
+    extremum = wave[np.arange(len(peak)), np.argmax(np.abs(wave), axis=1)]
+    sign = np.sign(extremum)[spikes.unit_index]
+    return int(np.sum(np.sign(spikes.amplitudes_uv) * sign < 0))
+
+
+def _kept(grp: SortedGroup) -> np.ndarray:
+    n = len(grp.spikes.meta.unit_ids)
+    return np.arange(n) if grp.keep is None else np.flatnonzero(np.asarray(grp.keep, bool))
+
+
+def _metrics_rows(grp: SortedGroup, first_id: int) -> pd.DataFrame:
+    kept = _kept(grp)
+    ids = [grp.spikes.meta.unit_ids[k] for k in kept]
     head = pd.DataFrame(
         {
-            "cluster_id": np.arange(len(expected), dtype=np.int64),
-            "unit_id": expected,
-            "shank": [0 if g.group is None else g.group for g in groups for _ in g.unit_ids],
+            "cluster_id": np.arange(first_id, first_id + len(kept), dtype=np.int64),
+            "unit_id": ids,
+            "shank": np.full(len(kept), 0 if grp.group is None else grp.group, dtype=np.int64),
         }
     )
-    return pd.concat([head, rest.reset_index(drop=True)], axis=1)
+    metrics = grp.spikes.metrics.iloc[kept].reset_index(drop=True)
+    labels = pd.DataFrame({c: np.asarray(v)[kept] for c, v in grp.curation.labels.items()})
+    return pd.concat([head, metrics, labels], axis=1)
 
 
-def normalise(
-    spk: ConverterSpikes, groups: list[GroupInfo], table: ChannelTable
-) -> tuple[dict[str, Any], list[str]]:
-    """IBL ALF arrays (file name -> value) from the converter's output, and warnings.
+def metrics_table(groups: list[SortedGroup]) -> tuple[pd.DataFrame, list[str]]:
+    """One row per kept unit, in global cluster order: ids, shank, metrics, labels, ``label``."""
+    notes: list[str] = []
+    parts, first = [], 0
+    for grp in groups:
+        parts.append(_metrics_rows(grp, first))
+        first += len(parts[-1])
+    metric_cols = list(dict.fromkeys(c for g in groups for c in g.spikes.metrics.columns))
+    label_cols = [c for c in LABEL_COLUMNS if any(c in g.curation.labels for g in groups)]
+    table = pd.concat(parts, ignore_index=True)
+    table = table.reindex(columns=["cluster_id", "unit_id", "shank", *metric_cols, *label_cols])
+    lacking = {
+        g.spikes.ref.where: m for g in groups if (m := missing_metrics(g.spikes.metrics.columns))
+    }
+    if lacking:
+        notes.append(
+            "no IBL label column: it needs the quality metrics sliding_rp_violation, "
+            f"noise_cutoff and amplitude_median, and these analyzers lack {lacking}"
+        )
+    else:
+        table["label"] = ibl_label(table).to_numpy()
+    return table, notes
+
+
+def _group_arrays(
+    grp: SortedGroup, table: ChannelTable, n_w: int, offset: int
+) -> tuple[dict[str, np.ndarray], list[str]]:
+    """One analyzer's kept spikes and clusters, clusters numbered from ``offset``."""
+    sp, meta = grp.spikes, grp.spikes.meta
+    kept = _kept(grp)
+    keep = np.zeros(len(meta.unit_ids), bool)
+    keep[kept] = True
+    rows = channel_rows(meta, table)
+    peak = np.argmax(np.ptp(sp.templates_uv, axis=1), axis=1)  # largest swing, per unit
+    peak_rows = rows[peak[kept]]
+    if (peak_rows < 0).any():
+        bad = [meta.unit_ids[k] for k in kept[peak_rows < 0]][:5]
+        raise ValueError(
+            f"{sp.ref.where}: peak channels of units {bad} are not in channels.localCoordinates"
+        )
+    waveforms, wf_rows = _cluster_waveforms(sp.templates_uv[kept], rows, n_w)
+    notes = []
+    if (wf_rows < 0).any():
+        notes.append(f"{sp.ref.where}: some waveform channels are not in channels.*: -1 there")
+    to_global = np.full(len(keep), -1, dtype=np.int64)
+    to_global[kept] = offset + np.arange(len(kept))
+    mine = keep[sp.unit_index]
+    fs_hz = meta.sampling_frequency_hz
+    return {
+        "times": sp.sample_index[mine] / fs_hz,
+        "clusters": to_global[sp.unit_index[mine]],
+        "amps": np.abs(sp.amplitudes_uv[mine]) * UV_TO_V,
+        "depths": sp.depths_um[mine],
+        "peak": peak_rows,
+        "ptt": _peak_to_trough_ms(sp.templates_uv[kept], peak[kept], fs_hz),
+        "wf": waveforms,
+        "wf_rows": wf_rows,
+        "flipped": np.array([_flipped(sp, peak)]),
+    }, notes
+
+
+def normalise(groups: list[SortedGroup], table: ChannelTable) -> tuple[dict[str, Any], list[str]]:
+    """IBL ALF arrays (file name -> value) of a probe's analyzers, and warnings.
 
     Raises
     ------
     ValueError
-        When the converter output does not match the analyzers (lengths, ids, channels).
+        When the analyzers do not fit the channel table or each other (channels, template
+        lengths), or when no unit is left.
     """
-    notes: list[str] = []
-    n_units = [len(g.unit_ids) for g in groups]
-    n_clu, n_spk = sum(n_units), len(spk.times_s)
-    per_spike = (spk.clusters_local, spk.amps_uv, spk.depths_um, spk.spike_group)
-    if any(len(a) != n_spk for a in per_spike):
-        raise ValueError(f"converter spike arrays differ in length (times: {n_spk})")
-    expected_groups = np.repeat(np.arange(len(groups)), n_units)
-    if not np.array_equal(spk.cluster_group, expected_groups):
-        raise ValueError(f"converter wrote {len(spk.cluster_group)} clusters for {n_clu} units")
-    clusters = global_cluster_ids(spk.clusters_local, spk.spike_group, n_units)
-
-    rows_by_group = [channel_rows(g, table) for g in groups]
-    peak_rows = np.array(
-        [
-            rows_by_group[g][c]
-            for g, c in zip(spk.cluster_group, spk.cluster_channel_local, strict=True)
-        ],
-        dtype=np.int64,
-    )
-    if (peak_rows < 0).any():
-        bad = np.flatnonzero(peak_rows < 0)[:5].tolist()
-        raise ValueError(f"peak channels of clusters {bad} are not in channels.localCoordinates")
-    unit_shank = x_groups(table.local_coordinates_um[:, 0])[peak_rows] if n_clu else peak_rows
-
-    n_w = spk.waveforms_uv.shape[2] if spk.waveforms_uv.ndim == 3 else 0
-    col_rows = np.array([rows_by_group[g][:n_w] for g in spk.cluster_group]).reshape(n_clu, n_w)
-    ptp = np.ptp(spk.waveforms_uv, axis=1) if n_clu else np.zeros((0, n_w))
-    col_order = np.argsort(-ptp, axis=1, kind="stable")
-    waveforms = np.take_along_axis(spk.waveforms_uv, col_order[:, None, :], axis=2) * UV_TO_V
-    if (col_rows < 0).any():
-        notes.append("some waveform channels are not in channels.*: waveformsChannels is -1 there")
-    truncated = int((spk.cluster_channel_local >= n_w).sum())
-    if truncated:
-        notes.append(
-            f"{truncated} cluster(s) have their peak channel beyond the {n_w} waveform channels "
-            "the converter kept (it truncates to the smallest analyzer); their waveform column 0 "
-            "is the largest of the kept channels"
+    if len({g.spikes.templates_uv.shape[1] for g in groups}) > 1:
+        raise ValueError("the analyzers' templates have different numbers of samples")
+    n_w = min(g.spikes.templates_uv.shape[2] for g in groups)
+    parts, notes, offset = [], [], 0
+    for grp in groups:
+        part, more = _group_arrays(grp, table, n_w, offset)
+        parts.append(part)
+        notes += more
+        offset += len(part["peak"])
+    if offset == 0:
+        raise ValueError("no unit left: the curation removed every unit of the probe")
+    cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if cat["flipped"].sum():
+        log.info(
+            "%d of %d spikes have a SpikeInterface amplitude of the opposite sign to their "
+            "template's peak (units near the noise); spikes.amps holds magnitudes",
+            int(cat["flipped"].sum()),
+            sum(len(g.spikes.unit_index) for g in groups),
         )
-
-    order = np.argsort(spk.times_s, kind="stable")
+    peak_rows = cat["peak"].astype(np.int64)
+    unit_shank = x_groups(table.local_coordinates_um[:, 0])[peak_rows]
+    order = np.argsort(cat["times"], kind="stable")
+    clusters = cat["clusters"][order]
+    metrics, more = metrics_table(groups)
     arrays: dict[str, Any] = {
-        "spikes.times.npy": spk.times_s[order],
-        "spikes.clusters.npy": clusters[order].astype(np.uint32),
-        "spikes.amps.npy": spk.amps_uv[order] * UV_TO_V,
-        "spikes.depths.npy": spk.depths_um[order],
-        "spike_shank_indices.npy": unit_shank[clusters][order].astype(np.int64),
+        "spikes.times.npy": cat["times"][order].astype(np.float64),
+        "spikes.clusters.npy": clusters.astype(np.uint32),
+        "spikes.amps.npy": cat["amps"][order].astype(np.float64),
+        "spikes.depths.npy": cat["depths"][order].astype(np.float64),
+        "spike_shank_indices.npy": unit_shank[clusters].astype(np.int64),
         "clusters.channels.npy": peak_rows,
-        "clusters.peakToTrough.npy": spk.peak_to_trough_s * S_TO_MS,
-        "clusters.waveforms.npy": waveforms.astype(np.float32),
-        "clusters.waveformsChannels.npy": np.take_along_axis(col_rows, col_order, axis=1),
-        "clusters.metrics.csv": metrics_table(spk.metrics, groups),
+        "clusters.peakToTrough.npy": cat["ptt"].astype(np.float64),
+        "clusters.waveforms.npy": cat["wf"].astype(np.float32),
+        "clusters.waveformsChannels.npy": cat["wf_rows"].astype(np.int64),
+        "clusters.metrics.csv": metrics,
         "unit_shank_indices.npy": unit_shank.astype(np.int64),
     }
-    return arrays, notes
+    return arrays, notes + more
 
 
 def write_alf(folder: Path, arrays: dict[str, Any]) -> list[Path]:

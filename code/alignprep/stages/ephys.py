@@ -1,54 +1,66 @@
-"""Ephys: AIND sorted asset -> IBL ALF per probe folder, via the converter, then normalised.
+"""Ephys: AIND sorted asset -> IBL ALF per probe folder (continuous via the converter).
 
 One job per (recording_id, ephys_collection) however many manifest rows share it. Each job runs
-in its own worker process (``n_jobs`` of them; in-process when 1): it discovers the inputs,
-stages the chosen analyzers under private names, runs ``extract_continuous`` and
-``extract_spikes`` of ``aind-ephys-ibl-gui-conversion`` into a private temp folder
-``.<probe>.alignprep-tmp-*`` beside the probe folder, normalises that folder to the IBL
-convention (:mod:`.alf`), checks it with ``one.alf.io``, then moves the files into the probe
-folder one by one (``os.replace``).
-A failing probe leaves no ephys files behind and never stops the others.
+in its own worker process (``n_jobs`` of them; in-process when 1): it discovers the inputs and
+checks them (:func:`check_durations`, :func:`check_sorted`, which validation runs too), runs
+``extract_continuous`` of ``aind-ephys-ibl-gui-conversion`` (channel table, RMS, LFP spectra:
+:mod:`.continuous`) into a private temp folder ``.<probe>.alignprep-tmp-*`` beside the probe
+folder, reads the analyzers with SpikeInterface and writes spikes/clusters in the IBL
+convention (:mod:`.alf`), checks the folder with ``one.alf.io``, then moves the files into the
+probe folder one by one (``os.replace``). A failing probe leaves no ephys files behind and
+never stops the others.
 
-Converter choices: ``min_duration_secs`` is passed as 0 (``EphysSettings.min_duration_s``). Its
-default of 300 s drops short analyzers of multi-shank probes only, and crashes when it drops
-them all; here the analyzers are chosen explicitly (one experiment/recording per probe), so every
-staged analyzer is wanted. A raw stream shorter than one RMS window is refused with a clear error
-instead of the converter's bare ``ValueError``.
+Spikes are read from the analyzers directly rather than through the converter's
+``extract_spikes``: that step loads every extension eagerly, fails with ``AttributeError`` on a
+missing one, looks for ``curated/<rec>.zarr`` where the AIND collector writes ``curated/<rec>``,
+carries two label columns only, and writes per-shank ids and units the IBL convention does not
+use. ``min_duration_s`` (default 0) drops analyzers shorter than that, with a note. A raw stream
+shorter than one RMS window is refused with a clear error instead of the converter's bare
+``ValueError``. A probe whose sort failed (the pipeline's placeholder) is skipped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import multiprocessing
 import os
 import shutil
 import time
-import warnings
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+import numpy as np
+
 from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
+from ..inputs.analyzers import AnalyzerMeta, analyzer_meta, read_analyzer, require_uv
+from ..inputs.curation import UnitCuration, read_unit_curation
 from ..inputs.manifest import Manifest
-from ..inputs.sorted import ProbeInputs, analyzer_meta, discover_probe, raw_duration_s
+from ..inputs.sorted import (
+    AnalyzerRef,
+    FailedSortError,
+    ProbeInputs,
+    discover_probe,
+    raw_duration_s,
+)
 from ..logs import configure_logging, get_logger, progress
 from . import alf
+from .continuous import run_continuous
 
 log = get_logger("stages.ephys")
 
 
 @dataclass(frozen=True)
 class EphysSettings:
-    """Converter parameters (defaults = the converter's, except ``min_duration_s``)."""
+    """Extraction parameters (RMS windows: the converter's defaults)."""
 
     rms_window_duration_s: float = 4.0  # converter rms_window_duration (RMS, PSD, coherence)
     rms_window_interval_s: float = 30.0  # converter rms_window_interval
-    min_duration_s: float = 0.0  # converter min_duration_secs (see the module docstring)
+    min_duration_s: float = 0.0  # analyzers shorter than this are left out (0: none)
+    drop_removed_units: bool = False  # drop the units curation.json lists as removed
 
     @classmethod
     def from_config(cls, config: PipelineConfig) -> EphysSettings:
@@ -77,9 +89,20 @@ class ProbeJob:
         return f"{self.recording_id}/{self.collection}"
 
 
+@dataclass(frozen=True)
+class GroupInputs:
+    """One checked analyzer of a probe: where it is, what it holds, its curation."""
+
+    ref: AnalyzerRef
+    meta: AnalyzerMeta
+    curation: UnitCuration
+
+
 @dataclass
 class EphysResult:
-    """Outcome of one probe job. ``no_spikes``: no analyzer, channels and QC only."""
+    """Outcome of one probe job. ``no_spikes``: no analyzer, channels and QC only;
+    ``skipped``: skip_ephys, or the sort failed (nothing written). ``reason`` of an ``ok``
+    result lists its notes (what was computed another way)."""
 
     job: ProbeJob
     status: str  # "ok" | "no_spikes" | "failed" | "skipped"
@@ -159,7 +182,7 @@ def run_ephys(
             log.warning("%s: %s", res.job.name, warning)
         if res.status == "failed":
             log.error("%s (manifest lines %s) failed: %s", res.job.name, res.job.lines, res.reason)
-        elif res.status == "no_spikes":
+        elif res.status == "no_spikes" or (res.status == "skipped" and not config.skip_ephys):
             log.warning("%s: %s", res.job.name, res.reason)
     return results
 
@@ -186,22 +209,29 @@ def extract_probe(
         )
         res.warnings += inputs.warnings
         check_durations(inputs, settings)
-        staged = _stage_sorted(inputs, tmp / "sorted")
-        log.info("%s: running the converter (%d analyzer(s))", job.name, len(inputs.analyzers))
-        folder = _run_converter(inputs, staged, tmp / "out", settings, n_threads)
-        spikes = alf.read_converter_spikes(folder)
-        if inputs.analyzers and spikes is None:
-            raise RuntimeError(f"the converter wrote no spikes into {folder}")
-        if spikes is not None:
-            res.warnings += _normalise(inputs, folder, spikes)
+        groups, notes = check_sorted(inputs, settings)
+        res.warnings += notes
+        log.info("%s: running the converter's continuous extraction", job.name)
+        folder = run_continuous(inputs, tmp / "out", settings, n_threads)
+        if groups:
+            log.info("%s: reading %d analyzer(s)", job.name, len(groups))
+            res.warnings += write_spikes(groups, folder, settings)
+        else:
+            text = f"No postprocessed sorting output found for {job.collection}"
+            if inputs.analyzers:  # every analyzer was shorter than min_duration_s
+                text = f"No analyzer of {job.collection} lasts ephys.min_duration_s"
+            (folder / "sorting_error.txt").write_text(text)
         problems = alf.check_folder(folder)
         if problems:
             raise ValueError("output check failed: " + "; ".join(problems))
         res.files = _commit(folder, probe)
-        res.status = "ok" if spikes is not None else "no_spikes"
-        if spikes is None:
+        res.status = "ok" if groups else "no_spikes"
+        res.reason = "; ".join(res.warnings)
+        if not groups:
             text = (probe / "sorting_error.txt").read_text().strip()
             res.reason = f"{text} in {inputs.sorted_asset}; channels and QC only"
+    except FailedSortError as exc:
+        res.status, res.reason = "skipped", str(exc)
     except InputError as exc:
         res.reason = str(exc)
     except Exception as exc:  # the converter raises many types; one probe must not stop others
@@ -210,8 +240,8 @@ def extract_probe(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         res.seconds = time.perf_counter() - t0_s
-    if res.status == "failed":
-        _remove_owned(probe)
+    if res.status in ("failed", "skipped"):
+        _remove_owned(probe)  # nothing stale may look like this run's result
     else:
         log.info("%s: %s in %.1f s (%d files)", job.name, res.status, res.seconds, len(res.files))
     return res
@@ -234,100 +264,75 @@ def check_durations(inputs: ProbeInputs, settings: EphysSettings) -> None:
             )
 
 
-def _stage_sorted(inputs: ProbeInputs, dest: Path) -> Path:
-    """A sorted-asset view holding only this probe's analyzers, named as the converter expects.
+def check_sorted(
+    inputs: ProbeInputs, settings: EphysSettings
+) -> tuple[list[GroupInputs], list[str]]:
+    """Open every analyzer and its curation; the analyzers to use, and notes.
 
-    Several analyzers are linked as ``_group0.._group<n-1>`` in group order, so a missing group
-    number (or one lone ``_group<K>``) cannot make the converter skip or mis-find analyzers.
+    Raises
+    ------
+    InputError
+        An analyzer that cannot be opened, has no units or no uV scale; a curated sorting or
+        ``curation.json`` that cannot be read or whose unit ids are not the analyzer's. Each
+        message names the probe, the shank group and the file.
     """
-    root = dest / inputs.sorted_asset.name
-    post, curated = root / "postprocessed", root / "curated"
-    post.mkdir(parents=True)
-    curated.mkdir()
-    multi = len(inputs.analyzers) > 1
-    for i, ref in enumerate(inputs.analyzers):
-        name = f"experiment{ref.experiment}_{inputs.streams.stream}_recording{ref.recording or 1}"
-        name += (f"_group{i}" if multi else "") + (".zarr" if ref.format == "zarr" else "")
-        (post / name).symlink_to(ref.path.resolve(), target_is_directory=True)
-        if ref.curated is not None:
-            (curated / name).symlink_to(ref.curated.resolve(), target_is_directory=True)
-    return root
-
-
-class _LogWriter(io.TextIOBase):
-    """A text stream that sends each printed line to a logger (the converter prints)."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self.logger = logger
-
-    def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line.strip():
-                self.logger.debug("converter: %s", line.rstrip())
-        return len(text)
-
-
-class _Forward(logging.Handler):
-    """Root-logger handler sending the converter's warnings and errors to our logger."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if not record.name.startswith(log.name.split(".")[0]):  # ours propagate to root too
-            log.log(record.levelno, "converter: %s", record.getMessage())
-
-
-def _run_converter(
-    inputs: ProbeInputs, staged: Path, out: Path, settings: EphysSettings, n_threads: int
-) -> Path:
-    """Run both converter steps; return the probe folder it wrote."""
-    from aind_ephys_ibl_gui_conversion import extract_continuous, extract_spikes
-
-    out.mkdir(parents=True)
-    stream = inputs.streams.stream
-    forward = _Forward(logging.WARNING)
-    logging.getLogger().addHandler(forward)
-    try:
-        with (
-            contextlib.redirect_stdout(_LogWriter(log)),
-            warnings.catch_warnings(record=True) as caught,
-        ):
-            warnings.simplefilter("always")
-            extract_continuous(
-                staged,
-                out,
-                stream_to_use=stream,
-                session_folder=inputs.raw.path,
-                probe_surface_finding=inputs.surface.path if inputs.surface else None,
-                rms_window_interval=settings.rms_window_interval_s,
-                rms_window_duration=settings.rms_window_duration_s,
-                num_parallel_jobs=n_threads,
-            )
-            extract_spikes(
-                staged,
-                out,
-                stream_to_use=stream,
-                min_duration_secs=settings.min_duration_s,
-                session_folder=inputs.raw.path,
-            )
-    finally:
-        logging.getLogger().removeHandler(forward)
-    for message in sorted({str(w.message) for w in caught}):
-        log.debug("converter warning: %s", message)
-    folders = [p for p in out.iterdir() if p.is_dir()]
-    if len(folders) != 1:
-        raise RuntimeError(f"the converter wrote {len(folders)} probe folders in {out}")
-    return folders[0]
-
-
-def _normalise(inputs: ProbeInputs, folder: Path, spikes: alf.ConverterSpikes) -> list[str]:
-    """Rewrite the converter's spike/cluster files in IBL conventions; return warnings."""
-    notes = []
-    groups = []
+    groups, notes = [], []
     for ref in inputs.analyzers:
         meta = analyzer_meta(ref)
+        if not meta.unit_ids:
+            raise InputError(
+                f"{ref.where}: the analyzer has 0 units; expected at least one sorted unit "
+                "(an empty sort leaves nothing to align)",
+                file=ref.path,
+            )
+        require_uv(meta, ref)
+        curation = read_unit_curation(ref, meta.unit_ids, meta.labels)
+        if meta.duration_s < settings.min_duration_s:
+            notes.append(
+                f"{ref.where}: analyzer {ref.path.name} covers {meta.duration_s:.1f} s, less "
+                f"than ephys.min_duration_s ({settings.min_duration_s:g} s): left out"
+            )
+            continue
         if meta.n_segments > 1:
-            notes.append(f"{ref.path.name}: {meta.n_segments} segments; spike times restart")
-        groups.append(alf.GroupInfo(ref.group, meta.unit_ids, meta.channel_xy_um, meta.contact_ids))
-    arrays, more = alf.normalise(spikes, groups, alf.read_channel_table(folder))
+            notes.append(
+                f"{ref.where}: {meta.n_segments} segments; spike times restart in each segment"
+            )
+        groups.append(GroupInputs(ref, meta, curation))
+    return groups, notes
+
+
+def _keep_mask(group: GroupInputs, settings: EphysSettings) -> tuple[np.ndarray | None, list]:
+    """Units to keep under the curation settings, and what was decided (logged or noted)."""
+    cur, where = group.curation, group.ref.where
+    if cur.merges:
+        log.info("%s: curation.json proposes %d merge(s); not applied", where, len(cur.merges))
+    if not cur.removed:
+        return None, []
+    if not settings.drop_removed_units:
+        log.info(
+            "%s: curation.json removes %d unit(s); kept (ephys.drop_removed_units is false)",
+            where,
+            len(cur.removed),
+        )
+        return None, []
+    keep = ~np.isin(np.asarray(group.meta.unit_ids), np.asarray(cur.removed))
+    note = (
+        f"{where}: dropped the {int((~keep).sum())} unit(s) curation.json removes "
+        f"({list(cur.removed)[:8]}; ephys.drop_removed_units is true)"
+    )
+    return keep, [note]
+
+
+def write_spikes(groups: list[GroupInputs], folder: Path, settings: EphysSettings) -> list[str]:
+    """Spikes and clusters of the analyzers in IBL conventions into ``folder``; notes."""
+    notes: list[str] = []
+    sorted_groups = []
+    for group in groups:
+        spikes = read_analyzer(group.ref)
+        keep, more = _keep_mask(group, settings)
+        notes += [*spikes.notes, *more]
+        sorted_groups.append(alf.SortedGroup(spikes, group.curation, keep))
+    arrays, more = alf.normalise(sorted_groups, alf.read_channel_table(folder))
     alf.write_alf(folder, arrays)
     return notes + more
 

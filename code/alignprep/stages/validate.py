@@ -282,9 +282,15 @@ def check_subjects(config: PipelineConfig, manifest: Manifest, report: Validatio
 
 
 def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationReport) -> None:
-    """Every probe folder's sorted and raw inputs, as the ephys stage will find them."""
+    """Every probe folder's sorted and raw inputs, as the ephys stage will find and open them.
+
+    Beyond discovery (streams, zarrs, analyzer folders and extensions, placeholders of failed
+    sorts) every analyzer is opened (unit ids, channels, scale) with its curated sorting and
+    ``curation.json``: an unreadable analyzer, one with zero units, or curated unit ids that are
+    not the analyzer's are errors whose message names the probe, the shank group and the file.
+    """
     from ..inputs.sorted import discover_probe
-    from .ephys import EphysSettings, check_durations, plan_ephys
+    from .ephys import EphysSettings, check_durations, check_sorted, plan_ephys
 
     settings = EphysSettings.from_config(config)
     for job in plan_ephys(manifest):
@@ -312,7 +318,8 @@ def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationR
                     "only channels and QC could be written"
                 )
             check_durations(inputs, settings)
-            return list(inputs.warnings)
+            _, notes = check_sorted(inputs, settings)
+            return [*inputs.warnings, *notes]
 
         for warning in guard(check) or []:
             report.add("probe", "ephys inputs", "warning", warning, job.name)

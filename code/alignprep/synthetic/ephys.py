@@ -3,37 +3,48 @@
 ``build_ephys(data_root, ...)`` writes, under ``data_root``, the raw session
 ``<recording_id>/ecephys/{ecephys_clipped,ecephys_compressed}`` (minimal Open Ephys metadata and
 WavPack-compressed SpikeInterface zarrs) and the sorted asset ``<recording_id>_sorted_<dt>/``
-(zarr SortingAnalyzers in ``postprocessed/``, labelled sortings in ``curated/``), and the truth
-JSON beside ``data_root`` (``ephys_truth.json``). Probes: an NP1.0 ``ProbeA`` (AP 30 kHz + LFP
-2.5 kHz streams, one analyzer) and a 4-shank NP2.0 ``ProbeB`` (one wideband stream, one analyzer
-per shank ``_group0.._group3``, shanks 250 um apart).
+(SortingAnalyzers in ``postprocessed/``, labelled sortings in ``curated/``, in the AIND layout
+the preset asks for: :mod:`.ephys_sorted`), and the truth JSON beside ``data_root``
+(``ephys_truth.json``). Probes: an NP1.0 ``ProbeA`` (AP 30 kHz + LFP 2.5 kHz streams, one
+analyzer) and a 4-shank NP2.0 ``ProbeB`` (one wideband stream, one analyzer per shank
+``_group0.._group3``, shanks 250 um apart). Building again into the same ``data_root`` replaces
+both assets and writes the same bytes.
 
-Spikes come from ``spikeinterface``'s ground-truth generator. One channel per probe carries a known
-signal instead of the generated trace: seeded white noise of std ``noise_uv`` plus sinusoids, so
-the band RMS and the LFP spectral peak have analytic values (:func:`band_rms_uv`).
+Spikes come from ``spikeinterface``'s ground-truth generator; ``unit_scales`` multiplies unit
+templates (a negative scale makes a positive-going unit, a small one a unit near the noise). One
+channel per probe carries a known signal instead of the generated trace: seeded white noise of
+std ``noise_uv`` plus sinusoids, so the band RMS and the LFP spectral peak have analytic values
+(:func:`band_rms_uv`).
 """
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spikeinterface.core import BaseRecordingSegment
-from spikeinterface.preprocessing.basepreprocessor import BasePreprocessor
 
+from .ephys_signals import (
+    KnownSignalRecording,
+    band_rms_uv,
+    np1_probe,
+    np2_probe,
+    np2_shank_indices,
+)
+from .ephys_sorted import write_sorted_group
 from .tracks import SESSION, sorted_recording
-from .volumes import write_json
+from .volumes import _single_threaded_blosc, write_json
+
+__all__ = ["PRESETS", "EphysPreset", "band_rms_uv", "build_ephys", "raw_zarr_path"]
 
 RECORD_NODE = "Record Node 104"
 DEVICE = "Neuropix-PXI-100"
 GAIN_UV = 0.195  # Open Ephys Neuropix-PXI bit_volts
 AP_RATE_HZ, LF_RATE_HZ = 30000.0, 2500.0
 AP_SINE_HZ, LF_SINE_HZ = 1000.0, 20.0
-QUALITY_METRICS = ("num_spikes", "firing_rate", "snr", "isi_violation", "amplitude_median")
-DECODER_LABELS = ("sua", "mua", "noise")
 
 
 @dataclass(frozen=True)
@@ -53,10 +64,14 @@ class EphysPreset:
     lf_sine_uv: float = 40.0
     firing_rate_hz: float = 8.0
     n_jobs: int = 1
+    analyzer_format: str = "zarr"  # or "binary_folder"
+    label_layout: str = "unitrefine"  # or "decoder" (ephys_sorted.LABEL_LAYOUTS)
+    unit_scales: tuple[float, ...] = ()  # template factor of units 0, 1, ... of every sorting
 
 
 PRESETS = {
-    "test": EphysPreset("test", 10.0, 48, 12, 6, 3),
+    # unit 1: positive-going; unit 2: peak about 0.8 x the noise std, so SI amplitudes flip sign
+    "test": EphysPreset("test", 10.0, 48, 12, 6, 3, unit_scales=(1.0, -1.0, 0.08)),
     "benchmark": EphysPreset("benchmark", 120.0, 384, 96, 40, 10, probes=("ProbeA",), n_jobs=2),
 }
 
@@ -69,124 +84,6 @@ def recording_id(mouse_id: str) -> str:
 def stream_name(probe: str, band: str | None = None) -> str:
     """Open Ephys / neo stream name, e.g. ``Record Node 104#Neuropix-PXI-100.ProbeA-AP``."""
     return f"{RECORD_NODE}#{DEVICE}.{probe}" + (f"-{band}" if band else "")
-
-
-def band_rms_uv(sines: list[tuple[float, float]], noise_uv: float, fs_hz: float, band_hz) -> float:
-    """Analytic RMS in a band of white noise (std ``noise_uv``) plus ``(amplitude, freq)`` sines.
-
-    White noise spreads its variance evenly over 0..fs/2, so the band keeps ``(hi-lo)/(fs/2)`` of
-    it; a sinusoid in the band contributes ``A**2 / 2``.
-    """
-    lo, hi = band_hz
-    hi = min(hi, fs_hz / 2)
-    power = noise_uv**2 * (hi - lo) / (fs_hz / 2)
-    power += sum(a**2 / 2 for a, f in sines if lo <= f <= hi)
-    return float(np.sqrt(power))
-
-
-class KnownSignalRecording(BasePreprocessor):
-    """int16 copy of a float uV recording in which some channels are replaced by a known signal.
-
-    Channel ``channel_indices[k]`` becomes seeded white noise of std ``noise_uv[k]`` plus the
-    sinusoids ``sines[k]`` (``[amplitude_uv, frequency_hz]`` pairs, phase 0 at sample 0). Every
-    sample is then quantised to ``gain_uv`` (rounded), as the raw Open Ephys data is.
-    """
-
-    def __init__(self, recording, channel_indices, noise_uv, sines, gain_uv, seed) -> None:
-        from spikeinterface.generation import NoiseGeneratorRecording
-
-        BasePreprocessor.__init__(self, recording, dtype="int16")
-        noise = NoiseGeneratorRecording(
-            num_channels=len(channel_indices),
-            sampling_frequency=recording.get_sampling_frequency(),
-            durations=[recording.get_duration(s) for s in range(recording.get_num_segments())],
-            noise_levels=np.asarray(noise_uv, dtype="float32"),
-            dtype="float32",
-            seed=seed,
-            strategy="on_the_fly",
-        )
-        fs = recording.get_sampling_frequency()
-        for s in range(recording.get_num_segments()):
-            self.add_recording_segment(
-                _KnownSignalSegment(
-                    recording._recording_segments[s],
-                    noise._recording_segments[s],
-                    list(channel_indices),
-                    [[tuple(p) for p in ch] for ch in sines],
-                    float(gain_uv),
-                    fs,
-                )
-            )
-        self.set_channel_gains(gain_uv)
-        self.set_channel_offsets(0.0)
-        self._kwargs = dict(
-            recording=recording,
-            channel_indices=[int(c) for c in channel_indices],
-            noise_uv=[float(v) for v in noise_uv],
-            sines=[[list(map(float, p)) for p in ch] for ch in sines],
-            gain_uv=float(gain_uv),
-            seed=int(seed),
-        )
-
-
-class _KnownSignalSegment(BaseRecordingSegment):
-    def __init__(self, parent, noise, channels, sines, gain_uv: float, fs_hz: float) -> None:
-        BaseRecordingSegment.__init__(self, sampling_frequency=fs_hz)
-        self.fs_hz = fs_hz
-        self.parent, self.noise = parent, noise
-        self.channels, self.sines, self.gain_uv = channels, sines, gain_uv
-
-    def get_num_samples(self) -> int:
-        return self.parent.get_num_samples()
-
-    def get_traces(self, start_frame=None, end_frame=None, channel_indices=None) -> np.ndarray:
-        start = 0 if start_frame is None else int(start_frame)
-        end = self.get_num_samples() if end_frame is None else int(end_frame)
-        traces = np.array(self.parent.get_traces(start, end, slice(None)), dtype="float64")
-        noise = self.noise.get_traces(start, end, slice(None))
-        t_s = np.arange(start, end, dtype="float64") / self.fs_hz
-        for k, c in enumerate(self.channels):
-            signal = noise[:, k].astype("float64")
-            for amplitude_uv, freq_hz in self.sines[k]:
-                signal += amplitude_uv * np.sin(2 * np.pi * freq_hz * t_s)
-            traces[:, c] = signal
-        out = np.clip(np.rint(traces / self.gain_uv), -32768, 32767).astype("int16")
-        return out if channel_indices is None else out[:, channel_indices]
-
-
-# --- probes ----------------------------------------------------------------------------------
-
-
-def np1_probe(n_channels: int) -> Any:
-    """The first ``n_channels`` contacts of an NP1.0 (4 staggered columns, 20 um pitch)."""
-    from probeinterface.neuropixels_tools import build_neuropixels_probe
-
-    probe = build_neuropixels_probe("NP1000").get_slice(np.arange(n_channels))
-    probe.set_device_channel_indices(np.arange(n_channels))
-    return probe
-
-
-def np2_shank_indices(per_shank: int, n_shanks: int = 4) -> list[np.ndarray]:
-    """Contact indices of the ``per_shank`` deepest contacts of each NP2.0 4-shank shank."""
-    from probeinterface.neuropixels_tools import build_neuropixels_probe
-
-    full = build_neuropixels_probe("NP2014")
-    shank_ids = np.asarray(full.shank_ids).astype(int)
-    pos = full.contact_positions
-    out = []
-    for k in range(n_shanks):
-        idx = np.flatnonzero(shank_ids == k)
-        out.append(idx[np.lexsort((pos[idx, 0], pos[idx, 1]))][:per_shank])
-    return out
-
-
-def np2_probe(indices: np.ndarray) -> Any:
-    """A slice of the NP2.0 4-shank probe (shank ``k`` at x = 250 k um, contact ids s<k>e<n>)."""
-    from probeinterface.neuropixels_tools import build_neuropixels_probe
-
-    probe = build_neuropixels_probe("NP2014").get_slice(np.asarray(indices))
-    probe.set_device_channel_indices(np.arange(len(indices)))
-    return probe
 
 
 # --- builder ---------------------------------------------------------------------------------
@@ -219,6 +116,8 @@ def build_ephys(
     data_root = Path(data_root)
     rid = recording_id(mouse_id)
     target = _Target(spec, data_root / rid / "ecephys", data_root / sorted_recording(mouse_id), [])
+    for folder in (target.session.parent, target.sorted_dir):  # a rebuild replaces both assets
+        shutil.rmtree(folder, ignore_errors=True)
     for sub in ("postprocessed", "curated"):
         (target.sorted_dir / sub).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -231,7 +130,7 @@ def build_ephys(
         "probes": {},
     }
     builders = {"ProbeA": _build_np1, "ProbeB": _build_np2}
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _single_threaded_blosc():
         warnings.simplefilter("ignore")  # SpikeInterface / codec chatter about the fake data
         for probe in spec.probes:
             truth["probes"][probe] = builders[probe](target, probe, int(rng.integers(2**31)))
@@ -251,17 +150,29 @@ def build_ephys(
 
 
 def _ground_truth(spec: EphysPreset, probe: Any, n_units: int, seed: int) -> tuple[Any, Any]:
+    """A generated recording and its sorting; templates scaled by ``spec.unit_scales``."""
     from spikeinterface.generation import generate_ground_truth_recording
 
-    return generate_ground_truth_recording(
-        durations=[spec.duration_s],
-        sampling_frequency=AP_RATE_HZ,
-        probe=probe,
+    kwargs = {
+        "durations": [spec.duration_s],
+        "sampling_frequency": AP_RATE_HZ,
+        "probe": probe,
+        "seed": seed,
+        "noise_kwargs": {"noise_levels": spec.noise_uv, "strategy": "on_the_fly"},
+    }
+    rec, sorting = generate_ground_truth_recording(
         num_units=n_units,
-        seed=seed,
-        noise_kwargs={"noise_levels": spec.noise_uv, "strategy": "on_the_fly"},
         generate_sorting_kwargs={"firing_rates": spec.firing_rate_hz, "refractory_period_ms": 4.0},
+        **kwargs,
     )
+    scales = np.ones(n_units)
+    scales[: len(spec.unit_scales)] = spec.unit_scales[:n_units]
+    if np.any(scales != 1.0):
+        templates = rec.templates * scales[:, None, None].astype(rec.templates.dtype)
+        rec, sorting = generate_ground_truth_recording(
+            sorting=sorting, templates=templates, **kwargs
+        )
+    return rec, sorting
 
 
 def _build_np1(target: _Target, probe_name: str, seed: int) -> dict[str, Any]:
@@ -367,41 +278,32 @@ def _sorted_group(
     target: _Target, sorting: Any, rec: Any, stream: str, group: int | None, seed: int
 ) -> dict[str, Any]:
     """One analyzer (and its curated sorting) on the raw channels of ``group``."""
-    import spikeinterface as si
-
     sorting = sorting.clone()
     if "main_channel_id" in sorting.get_property_keys():  # generator ids, renamed channels
         sorting.delete_property("main_channel_id")
     if group is not None:
         rec = rec.split_by("group")[group]
-    name = f"experiment1_{stream}_recording1" + ("" if group is None else f"_group{group}")
-    name += ".zarr"
-    job = {"n_jobs": target.spec.n_jobs, "progress_bar": False}
-    analyzer = si.create_sorting_analyzer(
-        sorting, rec, format="zarr", folder=target.sorted_dir / "postprocessed" / name,
-        seed=seed, job_kwargs=job,
-    )  # fmt: skip
-    analyzer.compute(
-        ["random_spikes", "noise_levels", "templates", "spike_amplitudes", "spike_locations"],
-        extension_params={"random_spikes": {"max_spikes_per_unit": 200, "seed": seed}},
-        **job,
+    rec_name = f"experiment1_{stream}_recording1" + ("" if group is None else f"_group{group}")
+    spec = target.spec
+    written = write_sorted_group(
+        target.sorted_dir,
+        rec_name,
+        sorting,
+        rec,
+        analyzer_format=spec.analyzer_format,
+        label_layout=spec.label_layout,
+        seed=seed,
+        n_jobs=spec.n_jobs,
     )
-    analyzer.compute("quality_metrics", metric_names=list(QUALITY_METRICS))
-    rng = np.random.default_rng(seed)
-    default_qc = rng.random(len(sorting.unit_ids)) < 0.6
-    decoder = rng.choice(DECODER_LABELS, size=len(sorting.unit_ids))
-    curated = sorting.clone()
-    curated.set_property("default_qc", default_qc)
-    curated.set_property("decoder_label", decoder)
-    curated.save(format="zarr", folder=target.sorted_dir / "curated" / name)
     ids = [str(u) for u in sorting.unit_ids]
+    scales = [1.0] * len(ids)
+    scales[: len(spec.unit_scales)] = list(spec.unit_scales[: len(ids)])
     return {
         "group": group,
-        "analyzer": name,
+        **written,
         "channel_ids": [str(c) for c in rec.channel_ids],
         "units": {u: sorting.get_unit_spike_train(u, 0).astype(int).tolist() for u in ids},
-        "default_qc": dict(zip(ids, map(bool, default_qc), strict=True)),
-        "decoder_label": dict(zip(ids, map(str, decoder), strict=True)),
+        "unit_scales": dict(zip(ids, scales, strict=True)),
     }
 
 
