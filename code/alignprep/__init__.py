@@ -5,7 +5,8 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .config import PipelineConfig, build_config
-from .pipeline import ProcessResult, run_pipeline, run_pipeline_async
+from .orchestration.report import ProcessResult
+from .orchestration.run import run_pipeline, run_pipeline_async
 
 __all__ = [
     "PipelineConfig",

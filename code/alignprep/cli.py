@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not is_supervised():
         return supervise(argv, config.results_root, config.scratch_root)
 
-    from .pipeline import run_pipeline  # imported after parsing: --help stays fast
+    from .orchestration.run import run_pipeline  # imported after parsing: --help stays fast
 
     try:
         result = run_pipeline(config)

@@ -66,12 +66,23 @@ def _parse_n_jobs(value: Any) -> int | float:
     )
 
 
+def _as_list(value: Any) -> Any:
+    """A list from JSON, or from text as the App Panel and the command line give it
+    (comma-separated; blank means empty)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 def _upper(value: Any) -> Any:
     """Case-insensitive choices (``--log-level debug``)."""
     return value.strip().upper() if isinstance(value, str) else value
 
 
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_to_none)]
+OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
+TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list)]
+PathList = Annotated[tuple[Path, ...], BeforeValidator(_as_list)]
 NJobs = Annotated[int | float, BeforeValidator(_parse_n_jobs)]
 
 
@@ -181,6 +192,24 @@ class PipelineConfig(_Section):
     skip_ephys: bool = Field(description="Do not extract ephys (histology and tracks only).")
     validate_only: bool = Field(description="Run the pre-flight checks only; exit 0 or 3.")
     use_async: bool = Field(description="Run the plan on the asyncio executor.")
+    executor: Literal["auto", "serial", "processes", "async", "dask"] = Field(
+        description="auto: a process pool when n_jobs > 1 (asyncio with use_async, Dask with a "
+        "scheduler address), else serial; dask without an address starts a LocalCluster."
+    )
+    scheduler_address: OptionalText = Field(
+        description="Dask scheduler to run the plan on (tcp://host:port); null = none."
+    )
+    only: TextList = Field(
+        description="Run a slice of the plan (comma-separated): histology, ephys, tracks, "
+        "ephys:<recording>/<probe>, tracks:<recording>/<probe>, mouse:<id>; empty = everything. "
+        "A slice writes no datapackage: merge slices with collect.",
+        json_schema_extra={"expected": "a comma-separated list of selectors (blank = everything)"},
+    )
+    collect: PathList = Field(
+        description="Results folders of slice runs to merge into results_root (comma-separated), "
+        "then package them as one run; empty = a normal run.",
+        json_schema_extra={"expected": "a comma-separated list of folders (blank = none)"},
+    )
     allow_partial: bool = Field(description="Exit 0 even when some items failed.")
     demo: bool = Field(description="Build the synthetic demo dataset in scratch and run on it.")
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = (
@@ -364,6 +393,7 @@ def _resolve_paths(cfg: PipelineConfig, cwd: Path) -> PipelineConfig:
             "scratch_root": _absolute(cfg.scratch_root, cwd),
             "neuroglancer": cfg.neuroglancer and _under(data_root, cfg.neuroglancer),
             "manifest": cfg.manifest and _under(data_root, cfg.manifest),
+            "collect": tuple(_absolute(p, cwd) for p in cfg.collect),
             "references": refs.model_copy(
                 update={
                     name: _under(data_root, getattr(refs, name))

@@ -20,9 +20,6 @@ def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
 
 
-LOG_FILE_NAME = "alignprep.log"
-
-
 class _Early(logging.Handler):
     """Keeps the records of a run until its log file can be opened (after the roots pass)."""
 
@@ -70,6 +67,8 @@ def attach_log_file(path: Path, append: bool = False) -> Path:
     logger = get_logger()
     if any(getattr(h, "_alignprep_file", None) == str(path) for h in logger.handlers):
         return path
+    if append and not Path(path).is_file():
+        return path  # no run opened this log (a stage called outside a run): nothing to append
     early = [h for h in logger.handlers if isinstance(h, _Early)]
     if not append:
         Path(path).write_bytes(b"")  # truncate; then append like every other process does

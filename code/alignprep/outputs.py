@@ -15,6 +15,12 @@ from typing import Any
 import numpy as np
 
 EFFECTIVE_CONFIG_NAME = "effective_config.json"
+VALIDATION_REPORT_NAME = "validation_report.json"
+RUN_REPORT_NAME = "run_report.json"
+LOG_FILE_NAME = "alignprep.log"
+LOCK_NAME = ".alignprep.lock"
+STATE_DIR = ".alignprep"  # re-run state inside each mouse folder
+RESULTS_README_NAME = "README.md"
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -46,6 +52,32 @@ def child(root: Path, *names: str) -> Path:
         if problem:
             raise ValueError(f"output name {name!r} {problem}")
     return root.joinpath(*names)
+
+
+def validation_report_path(results_root: Path) -> Path:
+    """``<results>/validation_report.json``: every pre-flight check of the run."""
+    return results_root / VALIDATION_REPORT_NAME
+
+
+def log_path(results_root: Path) -> Path:
+    """``<results>/alignprep.log``: the run's log, the same lines as the console."""
+    return results_root / LOG_FILE_NAME
+
+
+def lock_path(results_root: Path) -> Path:
+    """``<results>/.alignprep.lock``: held by the one run writing there."""
+    return results_root / LOCK_NAME
+
+
+def run_report_path(results_root: Path, mouse_id: str) -> Path:
+    """``<results>/<mouse_id>/run_report.json``: every item, status, reason and time."""
+    return mouse_dir(results_root, mouse_id) / RUN_REPORT_NAME
+
+
+def state_paths(mouse: Path) -> dict[str, Path]:
+    """The re-run state of a mouse folder: ``state.json`` and the digest cache."""
+    base = mouse / STATE_DIR
+    return {"state": base / "state.json", "digests": base / "digests.json"}
 
 
 def effective_config_path(results_root: Path) -> Path:

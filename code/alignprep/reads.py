@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .state import FileDigests
+    from .orchestration.state import FileDigests
 
 #: Libraries whose behaviour shapes the outputs; their versions are part of every fingerprint.
 LIBRARIES = (

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import ExitCode
-from .executors import die_with_parent
+from .orchestration.executors import die_with_parent
 
 SUPERVISED_ENV = "ALIGNPREP_SUPERVISED"
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -138,9 +138,10 @@ def _child_setup(parent_pid: int) -> None:
 
 def _log_to_file(results_root: Path) -> None:
     """Append the supervisor's lines to the run's log file, if the run got that far."""
-    from .logs import LOG_FILE_NAME, attach_log_file
+    from .logs import attach_log_file
+    from .outputs import log_path
 
-    path = results_root / LOG_FILE_NAME
+    path = log_path(results_root)
     if path.is_file():
         attach_log_file(path, append=True)
 
@@ -148,7 +149,7 @@ def _log_to_file(results_root: Path) -> None:
 def _cleanup(results_root: Path, scratch_root: Path) -> None:
     """Remove the temporary files of the stopped run (when no other run holds the root)."""
     from . import outputs
-    from .lock import ResultsBusyError, results_lock
+    from .orchestration.lock import ResultsBusyError, results_lock
 
     if not results_root.is_dir():
         return

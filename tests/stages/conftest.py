@@ -10,8 +10,9 @@ import pytest
 
 from alignprep.config import ParamLayer, PipelineConfig, build_config
 from alignprep.inputs.manifest import read_manifest
-from alignprep.stages.probes import TrackResult, run_probes
 from alignprep.synthetic import SyntheticDataset, SyntheticSpec, build_dataset
+
+from ..plan_runner import TrackOutcome, run_tracks
 
 
 def stage_config(data_root: Path, results: Path, **params: object) -> PipelineConfig:
@@ -25,11 +26,11 @@ def stage_config(data_root: Path, results: Path, **params: object) -> PipelineCo
     return build_config([ParamLayer("test", values)], environ={})
 
 
-def run_stage(data_root: Path, results: Path, **params: object) -> dict[str, TrackResult]:
+def run_stage(data_root: Path, results: Path, **params: object) -> dict[str, TrackOutcome]:
     """Run the probe stage on a data root; results keyed by histology track id."""
     config = stage_config(data_root, results, **params)
     manifest = read_manifest(data_root / "manifest.csv")
-    return {r.row.histology_track_id: r for r in run_probes(config, manifest)}
+    return run_tracks(config, manifest)
 
 
 @pytest.fixture(scope="session")

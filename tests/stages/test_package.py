@@ -30,10 +30,11 @@ from alignprep.stages.context import MouseContext
 from alignprep.stages.datapackage import PackageError, load_datapackage, schema_errors
 from alignprep.stages.histology import HistologyResult
 from alignprep.stages.package import write_datapackage
-from alignprep.stages.probes import run_probes
+from alignprep.stages.probes import TrackResult
 from alignprep.stages.provenance import StageRun, build_processing, code_commit, write_processing
 from alignprep.synthetic import SyntheticSpec
 
+from ..plan_runner import run_tracks
 from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
@@ -113,7 +114,9 @@ def tree(warped, tmp_path_factory) -> Tree:
         _fake_alf(folder, n, contact)
         ephys[(recording, collection)] = folder
     ctx = MouseContext.prepare(config, manifest)
-    tracks = run_probes(config, manifest, ctx)
+    tracks = [
+        TrackResult(o.row, o.status, suffix=o.suffix) for o in run_tracks(config, manifest).values()
+    ]
     histology = _fake_histology(config.results_root)
     return Tree(data, ctx, tracks, histology, ephys)
 

@@ -31,12 +31,12 @@ from alignprep.inputs.references import read_ccf_volume
 from alignprep.space.frames import ImageHeader, direction_from_code
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
-from alignprep.stages.probes import run_probes
 from alignprep.stages.validate import validate
 from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
 from alignprep.synthetic.volumes import ccf_in_order, write_raw_allen_nrrd, write_volume_file
 
 from ..conftest import CODE_DIR
+from ..plan_runner import run_tracks
 from .conftest import stage_config
 
 ORDERS = ["".join(p) for p in itertools.permutations("PIR")]
@@ -67,7 +67,7 @@ def _run_stages(data_root: Path, results: Path, references: dict[str, str]) -> d
     ctx = MouseContext.prepare(config, manifest)
     hist = run_histology(ctx)
     assert hist.status == "ok", hist.reason
-    tracks = run_probes(config, manifest)
+    tracks = list(run_tracks(config, manifest).values())
     assert [t.status for t in tracks] == ["ok", "ok"], [t.reason for t in tracks]
     return _digests(results)
 

@@ -15,9 +15,9 @@ from alignprep.inputs.manifest import read_manifest
 from alignprep.inputs.smartspim import OMEZARR_DIR
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
-from alignprep.stages.probes import run_probes
 from alignprep.synthetic import OTHER_CHANNEL, REG_CHANNEL, build_dataset
 
+from ..plan_runner import run_tracks
 from .conftest import stage_config
 from .test_reference_orders import SPEC
 
@@ -36,7 +36,7 @@ def clean(tmp_path_factory):
     root = tmp_path_factory.mktemp("arrays")
     ds = build_dataset(root / "ds", SPEC)
     config = stage_config(ds.data_root, root / "out")
-    tracks = run_probes(config, read_manifest(ds.data_root / "manifest.csv"))
+    tracks = run_tracks(config, read_manifest(ds.data_root / "manifest.csv")).values()
     assert all(t.status == "ok" for t in tracks)
     return ds, _digests(root / "out")
 
@@ -80,7 +80,7 @@ def test_broken_chunk_fails_histology_only(clean, tmp_path, channel, breaker, wo
     assert f"channel {channel}, level 4" in result.reason and words in result.reason
     histology = outputs.histology_paths(config.results_root, SPEC.mouse_id)["registration"]
     assert not list(histology.parent.parent.rglob("*.nrrd"))  # nothing partial left
-    tracks = run_probes(config, manifest)
+    tracks = run_tracks(config, manifest).values()
     assert all(t.status == "ok" for t in tracks)
     _, want = clean
     assert _digests(tmp_path / "out") == want  # every track output byte-identical

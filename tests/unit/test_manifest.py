@@ -14,7 +14,7 @@ from alignprep.inputs.manifest import (
     ManifestRow,
     derive_recording_id,
     read_manifest,
-    write_manifest,
+    write_manifests,
 )
 
 HEADER = "mouseid,sorted_recording,probe_file,histology_track_id,ephys_collection"
@@ -541,7 +541,7 @@ def test_write_manifest_round_trips(tmp_path):
     assert first.warnings == (f"{src}: ignoring unknown column(s) ['notes']",)
     assert [p.line for p in first.problems] == [4]
     out = tmp_path / "out" / "manifest_used.csv"
-    write_manifest(first, out)
+    write_manifests([first], out)
     assert out.read_text(encoding="utf-8").splitlines()[0] == (
         "mouseid,sorted_recording,probe_file,histology_track_id,ephys_collection,"
         "annotation_format,logical_probe,histology_shank,ephys_shank,surface_finding,"

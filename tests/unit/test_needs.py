@@ -44,11 +44,11 @@ def test_probe_channels_and_concurrency(tmp_path):
         n: EPHYS_BASE_BYTES + n * EPHYS_PER_CHANNEL_BYTES + WORKER_BASE_BYTES for n in (384, 96, 48)
     }
     zarrs = {"p384": [a], "p96": [b], "p48": [c]}
-    one = estimate(None, zarrs, n_jobs=1)
+    one = estimate([], zarrs, n_jobs=1)
     assert one.ram_bytes == ORCHESTRATOR_BYTES + per[384]  # one at a time: the largest
-    two = estimate(None, zarrs, n_jobs=2)
+    two = estimate([], zarrs, n_jobs=2)
     assert two.ram_bytes == ORCHESTRATOR_BYTES + per[384] + per[96]  # the two largest together
-    assert estimate(None, zarrs, n_jobs=8).ram_bytes == ORCHESTRATOR_BYTES + sum(per.values())
+    assert estimate([], zarrs, n_jobs=8).ram_bytes == ORCHESTRATOR_BYTES + sum(per.values())
     assert 3.0 * GB < per[384] < 4.0 * GB  # the calibration point: 3.6 GB for 384 channels
 
 
@@ -81,7 +81,8 @@ def warped_context(tmp_path):
 
 def test_too_little_memory_is_refused_naming_the_need_and_the_fix(tmp_path, monkeypatch):
     from alignprep import resources
-    from alignprep.stages.validate import ValidationReport, check_needs
+    from alignprep.stages.checks import check_needs
+    from alignprep.stages.validate import MouseReport, ValidationReport
 
     from ..stages.conftest import stage_config
 
@@ -90,11 +91,11 @@ def test_too_little_memory_is_refused_naming_the_need_and_the_fix(tmp_path, monk
     (tmp_path / "out").mkdir()
     (tmp_path / "out_scratch").mkdir()
     monkeypatch.setattr(resources, "available_ram_bytes", lambda limits=None: int(0.5 * GB))
-    report = ValidationReport()
-    report.probe_zarrs = {"rec/ProbeA": [_raw_zarr(tmp_path, 384)]}
+    zarrs = {"rec/ProbeA": [_raw_zarr(tmp_path, 384)]}
+    report = ValidationReport(mice=[MouseReport(tmp_path / "m.csv", probe_zarrs=zarrs)])
     check_needs(config, report)
     (memory,) = [c for c in report.checks if c.name == "memory for this run"]
     assert memory.status == "error"
     assert "has 0.5 GB available" in memory.message and "lower --n-jobs" in memory.message
     need = float(memory.message.split("needs ~")[1].split(" GB")[0])
-    assert need == pytest.approx(estimate(None, report.probe_zarrs, 2).ram_bytes / GB, abs=0.06)
+    assert need == pytest.approx(estimate([], zarrs, 2).ram_bytes / GB, abs=0.06)

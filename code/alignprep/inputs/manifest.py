@@ -2,7 +2,7 @@
 
 Every cell is read as text (``000123`` stays ``000123``). File-level problems raise
 :class:`~alignprep.errors.InputError`; row-level problems are collected in
-:attr:`Manifest.problems` so that one bad row never hides the others. :func:`write_manifest`
+:attr:`Manifest.problems` so that one bad row never hides the others. :func:`write_manifests`
 writes the results copy (never into the data root) so that the CSV format lives in one place.
 """
 
@@ -33,7 +33,7 @@ OPTIONAL = (
     "registration_asset",
     "template_to_ccf_asset",
 )
-#: Column order written by :func:`write_manifest`.
+#: Column order written by :func:`write_manifests`.
 CANONICAL = REQUIRED + OPTIONAL
 #: Fallback columns per canonical column, in order of precedence (the canonical column wins).
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -369,11 +369,12 @@ def read_manifest(path: Path) -> Manifest:
     )
 
 
-def write_manifest(manifest: Manifest, path: Path) -> None:
-    """Write the rows actually used, with canonical column names and blanks for None."""
+def write_manifests(manifests: list[Manifest], path: Path) -> None:
+    """Write the rows actually used (every mouse), canonical column names, blanks for None."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CANONICAL)
-    for row in manifest.rows:
-        writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in CANONICAL])
+    for manifest in manifests:
+        for row in manifest.rows:
+            writer.writerow(["" if getattr(row, c) is None else getattr(row, c) for c in CANONICAL])
     write_bytes_atomic(Path(path), buffer.getvalue().encode("utf-8"))

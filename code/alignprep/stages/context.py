@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
-from ..inputs.identity import check_subject
-from ..inputs.locate import confine, single_top_level_file
+from ..inputs.identity import check_subject, subject_from_name, subjects_of
+from ..inputs.locate import confine
 from ..inputs.manifest import Manifest
 from ..inputs.omezarr import Multiscale
 from ..inputs.references import CcfLabels, TemplateToCcf, check_ccf_template, template_to_ccf
 from ..inputs.smartspim import SmartSpimAsset, discover
 from ..logs import get_logger
-from ..reads import recorded_cache
+from ..reads import Reads, note_listing, recorded_cache, recording
 from ..space.frames import ImageHeader, native_header
 from ..space.pipeline_frame import (
     REGISTRATION_LEVEL,
@@ -46,14 +48,24 @@ class MouseContext:
     ccf_template: ImageHeader
     warnings: tuple[str, ...] = ()
     image_sources: ng.ImageSources | None = None  # the main state's image layers
+    reads: Reads = field(default_factory=Reads)  # what preparing the context read
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for a worker without its caches (the labels volume is read there if used)."""
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_recorded_")}
 
     @classmethod
     def prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
-        """Discover the asset, frames and transforms of the manifest's mouse."""
-        state_path = config.neuroglancer or single_top_level_file(
-            config.data_root, "*.json", "Neuroglancer state", "--neuroglancer"
-        )
-        sources = ng.image_sources(ng.read_state(state_path), config.data_root, state_path)
+        """Discover the asset, frames and transforms of the manifest's mouse (reads recorded)."""
+        with recording() as reads:
+            ctx = cls._prepare(config, manifest)
+        ctx.reads = reads
+        return ctx
+
+    @classmethod
+    def _prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
+        state_path, state = neuroglancer_state(config, manifest.mouse_id)
+        sources = ng.image_sources(state, config.data_root, state_path)
         override = manifest.registration_asset
         registration = config.input_path(override, "registration_asset") if override else None
         confine(sources.asset_path, config.data_root, "SmartSPIM asset of the image layers")
@@ -134,6 +146,38 @@ class MouseContext:
             return self.frame.header_at(level, size)
         lv = self.multiscale.levels[level]
         return native_header(self.asset.orientation, lv.spacing_mm, size, self.native0.spacing)
+
+
+def neuroglancer_state(config: PipelineConfig, mouse_id: str) -> tuple[Path, dict]:
+    """The Neuroglancer state of a mouse: ``neuroglancer``, else the only top-level state, else
+    the one top-level state whose image layers show an asset of that subject (several mice in
+    one data root)."""
+    if config.neuroglancer is not None:
+        return config.neuroglancer, ng.read_state(config.neuroglancer)
+    found = sorted(
+        p for p in note_listing(config.data_root, "*.json").glob("*.json") if p.is_file()
+    )
+    if len(found) == 1:
+        return found[0], ng.read_state(found[0])
+    mine = []
+    for path in found:
+        try:
+            state = ng.read_state(path)
+            sources = ng.image_sources(state, config.data_root, path)
+        except InputError:
+            continue  # not a state of a SmartSPIM asset
+        asset_subject = subject_from_name(sources.asset_name)
+        if asset_subject == mouse_id or mouse_id in subjects_of(sources.asset_path).values():
+            mine.append((path, state))
+    if len(mine) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise InputError(
+            f"{'no' if not mine else len(mine)} Neuroglancer state(s) at the top of the data root "
+            f"show an asset of mouse {mouse_id!r} (states found: {names}); name it with "
+            "--neuroglancer",
+            file=config.data_root,
+        )
+    return mine[0]
 
 
 def _input_files(asset: SmartSpimAsset, t2c: TemplateToCcf) -> list[tuple[str, object]]:

@@ -21,13 +21,10 @@ shorter than one RMS window is refused with a clear error instead of the convert
 
 from __future__ import annotations
 
-import logging
-import multiprocessing
 import os
 import shutil
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -46,7 +43,8 @@ from ..inputs.sorted import (
     discover_probe,
     raw_duration_s,
 )
-from ..logs import configure_logging, get_logger, progress
+from ..logs import get_logger
+from ..work import EphysWork, RunContext, StageResult, Status, probe_work_name
 from . import alf
 from .continuous import run_continuous
 
@@ -71,25 +69,6 @@ class EphysSettings:
 
 
 @dataclass(frozen=True)
-class ProbeJob:
-    """One probe folder to extract (all the manifest rows that share it)."""
-
-    mouse_id: str
-    recording_id: str
-    collection: str
-    sorted_recording: str
-    lines: tuple[int, ...]
-    ephys_shanks: tuple[int | None, ...]
-    surface_finding: str | None = None
-    problem: str | None = None  # rows that disagree: the job fails with this reason
-
-    @property
-    def name(self) -> str:
-        """``<recording_id>/<ephys_collection>`` for logs and reports."""
-        return f"{self.recording_id}/{self.collection}"
-
-
-@dataclass(frozen=True)
 class GroupInputs:
     """One checked analyzer of a probe: where it is, what it holds, its curation."""
 
@@ -104,7 +83,7 @@ class EphysResult:
     ``skipped``: skip_ephys, or the sort failed (nothing written). ``reason`` of an ``ok``
     result lists its notes (what was computed another way)."""
 
-    job: ProbeJob
+    job: EphysWork
     status: str  # "ok" | "no_spikes" | "failed" | "skipped"
     reason: str = ""
     files: list[Path] = field(default_factory=list)
@@ -112,8 +91,8 @@ class EphysResult:
     seconds: float = 0.0
 
 
-def plan_ephys(manifest: Manifest) -> list[ProbeJob]:
-    """One job per (recording_id, ephys_collection), in manifest order."""
+def plan_ephys(manifest: Manifest) -> list[EphysWork]:
+    """One work item per probe folder (recording_id, ephys_collection), in manifest order."""
     rows_by_probe = defaultdict(list)
     for row in manifest.rows:
         rows_by_probe[(row.recording_id, row.ephys_collection)].append(row)
@@ -128,8 +107,9 @@ def plan_ephys(manifest: Manifest) -> list[ProbeJob]:
                 f"on sorted_recording {sorted_names} or surface_finding {surfaces}"
             )
         jobs.append(
-            ProbeJob(
+            EphysWork(
                 mouse_id=manifest.mouse_id,
+                name=probe_work_name(recording_id, collection),
                 recording_id=recording_id,
                 collection=collection,
                 sorted_recording=rows[0].sorted_recording,
@@ -142,53 +122,8 @@ def plan_ephys(manifest: Manifest) -> list[ProbeJob]:
     return jobs
 
 
-def run_ephys(
-    config: PipelineConfig, manifest: Manifest, settings: EphysSettings | None = None
-) -> list[EphysResult]:
-    """Extract every probe of the manifest; failures are recorded, never raised."""
-    settings = settings or EphysSettings.from_config(config)
-    jobs = plan_ephys(manifest)
-    if config.skip_ephys:
-        return [EphysResult(job, "skipped", "skip_ephys is set") for job in jobs]
-    n_workers = max(1, min(config.effective_n_jobs, len(jobs)))
-    n_threads = max(1, config.effective_n_jobs // n_workers)
-    args = (config.data_root, config.results_root, settings, n_threads)
-    if n_workers == 1:
-        results = [extract_probe(job, *args) for job in progress(jobs, "ephys probes")]
-    else:
-        level = logging.getLevelName(get_logger().getEffectiveLevel())
-        by_job: dict[ProbeJob, EphysResult] = {}
-        with ProcessPoolExecutor(
-            n_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=configure_logging,
-            initargs=(level,),
-        ) as pool:
-            futures = {pool.submit(extract_probe, job, *args): job for job in jobs}
-            for future in progress(as_completed(futures), "ephys probes", total=len(jobs)):
-                job = futures[future]
-                try:
-                    by_job[job] = future.result()
-                except Exception as exc:  # the worker died (e.g. killed for memory)
-                    probe = _probe_dir(config.results_root, job)
-                    for tmp in probe.parent.glob(f".{probe.name}{outputs.TEMP_MARK}*"):
-                        shutil.rmtree(tmp, ignore_errors=True)
-                    _remove_owned(probe)
-                    reason = f"worker process failed: {type(exc).__name__}: {exc}"
-                    by_job[job] = EphysResult(job, "failed", reason)
-        results = [by_job[job] for job in jobs]
-    for res in results:
-        for warning in res.warnings:
-            log.warning("%s: %s", res.job.name, warning)
-        if res.status == "failed":
-            log.error("%s (manifest lines %s) failed: %s", res.job.name, res.job.lines, res.reason)
-        elif res.status == "no_spikes" or (res.status == "skipped" and not config.skip_ephys):
-            log.warning("%s: %s", res.job.name, res.reason)
-    return results
-
-
 def extract_probe(
-    job: ProbeJob, data_root: Path, results_root: Path, settings: EphysSettings, n_threads: int
+    job: EphysWork, data_root: Path, results_root: Path, settings: EphysSettings, n_threads: int
 ) -> EphysResult:
     """Extract and normalise one probe folder (the worker entry point; never raises)."""
     t0_s = time.perf_counter()
@@ -211,10 +146,10 @@ def extract_probe(
         check_durations(inputs, settings)
         groups, notes = check_sorted(inputs, settings)
         res.warnings += notes
-        log.info("%s: running the converter's continuous extraction", job.name)
+        log.info("%s: running the converter's continuous extraction", job.probe)
         folder = run_continuous(inputs, tmp / "out", settings, n_threads)
         if groups:
-            log.info("%s: reading %d analyzer(s)", job.name, len(groups))
+            log.info("%s: reading %d analyzer(s)", job.probe, len(groups))
             res.warnings += write_spikes(groups, folder, settings)
         else:
             text = f"No postprocessed sorting output found for {job.collection}"
@@ -235,7 +170,7 @@ def extract_probe(
     except InputError as exc:
         res.reason = str(exc)
     except Exception as exc:  # the converter raises many types; one probe must not stop others
-        log.debug("%s failed", job.name, exc_info=True)
+        log.debug("%s failed", job.probe, exc_info=True)
         res.reason = f"{type(exc).__name__}: {exc}"
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -243,11 +178,11 @@ def extract_probe(
     if res.status in ("failed", "skipped"):
         _remove_owned(probe)  # nothing stale may look like this run's result
     else:
-        log.info("%s: %s in %.1f s (%d files)", job.name, res.status, res.seconds, len(res.files))
+        log.info("%s: %s in %.1f s (%d files)", job.probe, res.status, res.seconds, len(res.files))
     return res
 
 
-def _probe_dir(results_root: Path, job: ProbeJob) -> Path:
+def _probe_dir(results_root: Path, job: EphysWork) -> Path:
     return outputs.probe_dir(Path(results_root), job.mouse_id, job.recording_id, job.collection)
 
 
@@ -367,3 +302,32 @@ def _commit(src: Path, probe: Path) -> list[Path]:
         _remove_owned(probe)
         raise
     return moved
+
+
+def run(ctx: RunContext, work: EphysWork) -> StageResult:
+    """The stage contract: extract one probe folder (a probe without units is a failed item)."""
+    cfg = ctx.config
+    settings = EphysSettings.from_config(cfg)
+    res = extract_probe(work, cfg.data_root, cfg.results_root, settings, ctx.n_threads)
+    for warning in res.warnings:
+        log.warning("%s: %s", work.probe, warning)
+    if res.status != "ok":
+        log.error("%s (manifest lines %s): %s: %s", work.probe, work.lines, res.status, res.reason)
+    mouse = outputs.mouse_dir(cfg.results_root, work.mouse_id)
+    return StageResult(
+        work.name,
+        Status.OK if res.status == "ok" else Status.FAILED,
+        res.reason,
+        res.seconds,
+        files=tuple(str(Path(p).relative_to(mouse)) for p in res.files),
+        warnings=tuple(res.warnings),
+        detail=res.status,
+    )
+
+
+def discard(config: PipelineConfig, work: EphysWork) -> None:
+    """Remove whatever a worker that died mid-way left of this probe's ephys files."""
+    probe = _probe_dir(config.results_root, work)
+    for tmp in probe.parent.glob(f".{probe.name}{outputs.TEMP_MARK}*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    _remove_owned(probe)

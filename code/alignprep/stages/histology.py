@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
-from ..config import ReferenceParams
+from ..config import PipelineConfig, ReferenceParams
 from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
 from ..inputs.references import unique_labels, write_canonical_ccf
@@ -28,6 +28,7 @@ from ..logs import get_logger, heartbeat, progress, step
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
 from ..space.transforms import Chain, apply_to_volume_files
+from ..work import HistologyWork, StageResult, Status
 from .context import MouseContext
 
 log = get_logger("stages.histology")
@@ -281,3 +282,27 @@ def _ccf_space(
         volume = to_dtype(reorient_array(warped, transform), dtype)
         del warped
         writer.nrrd(outputs.ccf_space_path(root, mouse, name), volume, ccf_irp)
+
+
+def run(ctx: MouseContext, work: HistologyWork) -> StageResult:
+    """The stage contract: every histology volume of the mouse."""
+    t0_s = time.perf_counter()
+    hist = run_histology(ctx)
+    mouse = outputs.mouse_dir(ctx.config.results_root, ctx.mouse_id)
+    return StageResult(
+        work.name,
+        Status.OK if hist.status == "ok" else Status.FAILED,
+        hist.reason,
+        time.perf_counter() - t0_s,
+        files=tuple(str(p.relative_to(mouse)) for p in hist.files),
+        warnings=tuple(hist.warnings),
+    )
+
+
+def discard(config: PipelineConfig, work: HistologyWork) -> None:
+    """Remove the histology volumes a worker that died mid-way may have left."""
+    root = outputs.mouse_dir(config.results_root, work.mouse_id)
+    for folder in ("image_space_histology", "ccf_space_histology"):
+        for path in (root / folder).glob("*"):
+            if path.is_file():
+                path.unlink()

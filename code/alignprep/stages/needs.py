@@ -105,15 +105,16 @@ def histology_needs(ctx) -> tuple[int, int, dict[str, int]]:
     return ram, disk, parts
 
 
-def estimate(ctx, probe_zarrs: dict[str, list[Path]], n_jobs: int) -> Needs:
-    """The run's needs: histology of the mouse and the probes, on ``n_jobs`` workers."""
+def estimate(contexts: list, probe_zarrs: dict[str, list[Path]], n_jobs: int) -> Needs:
+    """The run's needs: each mouse's histology and every probe, on ``n_jobs`` workers."""
     needs = Needs()
     peaks: list[int] = []
-    if ctx is not None:
+    for ctx in contexts:
         ram, disk, parts = histology_needs(ctx)
         peaks.append(ram + WORKER_BASE_BYTES)
         needs.disk_bytes += disk
-        needs.parts.update(parts)
+        prefix = f"{ctx.mouse_id} " if len(contexts) > 1 else ""
+        needs.parts.update({prefix + k: v for k, v in parts.items()})
     for name, zarrs in sorted(probe_zarrs.items()):
         channels = max((probe_channels(z) for z in zarrs), default=DEFAULT_CHANNELS)
         peak = EPHYS_BASE_BYTES + channels * EPHYS_PER_CHANNEL_BYTES + WORKER_BASE_BYTES

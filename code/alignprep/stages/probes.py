@@ -19,10 +19,11 @@ from ..errors import InputError
 from ..inputs import neuroglancer as ng
 from ..inputs.locate import confine
 from ..inputs.manifest import Manifest, ManifestRow
-from ..logs import get_logger, progress
+from ..logs import get_logger
 from ..space import atlas
 from ..space.frames import lps_mm_to_ras_um
 from ..space.transforms import apply_to_points
+from ..work import StageResult, Status, TrackWork
 from .context import MouseContext
 from .shanks import gui_shank_suffixes
 
@@ -186,27 +187,6 @@ def log_results(results: list[TrackResult]) -> None:
             log.error("%s (manifest line %d) failed: %s", res.name, res.row.line, res.reason)
 
 
-def run_probes(
-    config: PipelineConfig, manifest: Manifest, ctx: MouseContext | None = None
-) -> list[TrackResult]:
-    """Process every valid manifest row; failures are recorded, never raised.
-
-    ``ctx`` is the mouse's context when the caller already prepared it.
-    """
-    results = plan_tracks(config, manifest)
-    try:
-        ctx = ctx or MouseContext.prepare(config, manifest)
-    except (InputError, ValueError) as exc:
-        for res in results:
-            if res.status == "ok":
-                fail_track(config, manifest.mouse_id, res, f"mouse-level input: {exc}")
-        return results
-    for res in progress([r for r in results if r.status == "ok"], "tracks"):
-        process_row(ctx, res)
-    log_results(results)
-    return results
-
-
 def fail_track(config: PipelineConfig, mouse_id: str, res: TrackResult, reason: str) -> None:
     """Mark a track failed and remove whatever an earlier run wrote for it."""
     res.status, res.reason, res.files = "failed", reason, []
@@ -226,3 +206,28 @@ def _fail_colliding(config: PipelineConfig, mouse_id: str, results: list[TrackRe
                 if res.status == "ok":
                     res.status = "failed"
                     res.reason = f"manifest lines {lines} would all write {path}"
+
+
+def run(ctx: MouseContext, work: TrackWork) -> StageResult:
+    """The stage contract: compute and write one manifest row's track."""
+    assert work.row is not None
+    res = TrackResult(work.row, "ok", suffix=work.suffix)
+    if work.problem:
+        fail_track(ctx.config, ctx.mouse_id, res, work.problem)
+    else:
+        process_row(ctx, res)
+    log_results([res])
+    mouse = outputs.mouse_dir(ctx.config.results_root, ctx.mouse_id)
+    return StageResult(
+        work.name,
+        Status.OK if res.status == "ok" else Status.FAILED,
+        res.reason,
+        files=tuple(str(Path(p).relative_to(mouse)) for p in res.files),
+        warnings=tuple(res.warnings),
+    )
+
+
+def discard(config: PipelineConfig, work: TrackWork) -> None:
+    """Remove the files of a track whose worker died mid-way."""
+    assert work.row is not None
+    remove_outputs(row_outputs(config, work.mouse_id, work.row, work.suffix))

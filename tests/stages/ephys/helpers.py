@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,9 @@ import spikeinterface as si
 from alignprep import outputs
 from alignprep.inputs.manifest import read_manifest
 from alignprep.stages import alf
-from alignprep.stages.ephys import EphysResult, EphysSettings, run_ephys
+from alignprep.stages.ephys import EphysSettings
 
+from ...plan_runner import EphysOutcome, run_ephys
 from ..conftest import stage_config
 
 MOUSE = "000123"
@@ -46,10 +47,13 @@ def write_manifest(data_root: Path, truth: dict[str, Any]) -> Path:
 
 def run(
     data_root: Path, results: Path, n_jobs: int = 1, settings: EphysSettings | None = None
-) -> dict[str, EphysResult]:
-    config = stage_config(data_root, results, n_jobs=n_jobs)
-    manifest = read_manifest(data_root / "manifest.csv")
-    return {r.job.collection: r for r in run_ephys(config, manifest, settings)}
+) -> dict[str, EphysOutcome]:
+    """The probes' ephys through the real plan and executor (``n_jobs`` workers)."""
+    params: dict[str, Any] = {"n_jobs": n_jobs}
+    if settings is not None:
+        params["ephys"] = asdict(settings)
+    config = stage_config(data_root, results, **params)
+    return run_ephys(config, read_manifest(data_root / "manifest.csv"))
 
 
 def folder_bytes(path: Path) -> dict[str, bytes]:
@@ -93,7 +97,7 @@ def analyzer(ephys_data: EphysData, name: str):
     )
 
 
-def assert_other_ok(results: dict[str, EphysResult], bad: str, root: Path, truth) -> None:
+def assert_other_ok(results: dict[str, EphysOutcome], bad: str, root: Path, truth) -> None:
     good = next(p for p in PROBES if p != bad)
     assert results[good].status == "ok"
     assert alf.check_folder(folder(root, truth, good)) == []

@@ -19,8 +19,8 @@ import pytest
 import spikeinterface as si
 
 from alignprep.inputs.manifest import read_manifest
-from alignprep.stages.ephys import run_ephys
-from alignprep.stages.validate import ValidationReport, check_probes
+from alignprep.stages.checks import check_probes
+from alignprep.stages.validate import MouseReport, ValidationReport
 from alignprep.synthetic.ephys import PRESETS, build_ephys
 from alignprep.synthetic.ephys_sorted import (
     corrupt_the_analyzer,
@@ -28,6 +28,7 @@ from alignprep.synthetic.ephys_sorted import (
     rename_a_curated_unit,
 )
 
+from ...plan_runner import run_ephys
 from ..conftest import stage_config
 from .helpers import MOUSE, EphysData, cluster_of, folder, folder_bytes, load, sorted_dir
 
@@ -50,7 +51,7 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> tuple[EphysData, Path, A
     )
     data = EphysData(root / "data", truth)
     config = stage_config(data.data_root, root / "results", n_jobs=1)
-    (result,) = run_ephys(config, read_manifest(data.data_root / "manifest.csv"))
+    (result,) = run_ephys(config, read_manifest(data.data_root / "manifest.csv")).values()
     return data, root / "results", result
 
 
@@ -128,13 +129,13 @@ def test_damaged_sorted_asset_refused_by_name(
     config = stage_config(broken, tmp_path / "results")
     manifest = read_manifest(broken / "manifest.csv")
     report = ValidationReport()
-    check_probes(config, manifest, report)
+    check_probes(config, MouseReport(manifest.path, manifest), report)
     errors = [c for c in report.checks if c.status == "error"]
     assert [c.key for c in errors] == [name]  # the other probe passes its checks
     message = errors[0].message
     assert str(path) in message and f"{name}, {where}" in message and needle in message
     assert report.has_errors  # --validate-only exits 3 on any error
-    results = {r.job.collection: r for r in run_ephys(config, manifest)}
+    results = run_ephys(config, manifest)
     assert results[probe].status == "failed"
     assert str(path) in results[probe].reason and needle in results[probe].reason
     assert not folder(tmp_path / "results", truth, probe).exists()

@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import AlignprepError, ExitCode
-
-LOCK_NAME = ".alignprep.lock"
+from .. import outputs
+from ..errors import AlignprepError, ExitCode
 
 
 class ResultsBusyError(AlignprepError):
@@ -34,7 +33,7 @@ def results_lock(results_root: Path) -> Iterator[Path]:
     The lock file is removed on exit. A run that opened it just before it was removed would hold
     a lock on a deleted file, so after locking we check that the path still names our file.
     """
-    path = Path(results_root) / LOCK_NAME
+    path = outputs.lock_path(Path(results_root))
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

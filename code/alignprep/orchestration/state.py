@@ -16,11 +16,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import outputs
-from .reads import changed
+from .. import outputs
+from ..reads import changed
 
 CONTENT_LIMIT_BYTES = 1 << 40  # hash content of every file below this size
-STATE_DIR = ".alignprep"
 
 
 class FileDigests:
@@ -75,9 +74,9 @@ class RunState:
     """``<mouse>/.alignprep/state.json``: per item, its fingerprints and output digests."""
 
     def __init__(self, mouse_dir: Path) -> None:
-        self.dir = mouse_dir / STATE_DIR
-        self.path = self.dir / "state.json"
-        self.digests = FileDigests(self.dir / "digests.json")
+        paths = outputs.state_paths(mouse_dir)
+        self.path = paths["state"]
+        self.digests = FileDigests(paths["digests"])
         try:
             self.items: dict[str, dict[str, Any]] = json.loads(self.path.read_text())
         except (OSError, ValueError):

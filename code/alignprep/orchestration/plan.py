@@ -1,0 +1,160 @@
+"""The plan: every mouse's typed work items, built once from what validation found.
+
+Phase 0 holds each mouse's histology and each probe folder's ephys; phase 1 the tracks, whose
+``_shank{N}`` suffixes come from the probe folders' channel tables written in phase 0
+(:func:`resolve_tracks`). Items that validation refused are planned with their reason: they fail
+without running, and the run report says why. ``only`` selects a slice of the plan (a Code
+Ocean pipeline runs one slice per capsule, then ``--collect`` merges them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..config import PipelineConfig
+from ..work import HistologyWork, TrackWork, Work, track_work_name
+
+if TYPE_CHECKING:
+    from ..inputs.manifest import Manifest
+    from ..stages.validate import MouseReport, ValidationReport
+
+
+@dataclass
+class MousePlan:
+    """The work of one mouse, and what validation said about it."""
+
+    report: MouseReport
+    items: list[Work] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # work name -> validation reason
+    rejected_rows: dict[int, str] = field(default_factory=dict)  # manifest line -> reason
+
+    @property
+    def mouse_id(self) -> str:
+        return self.report.mouse_id
+
+    @property
+    def manifest(self) -> Manifest:
+        assert self.report.manifest is not None
+        return self.report.manifest
+
+    def phase(self, phase: int) -> list[Work]:
+        """The items of one phase, in plan order."""
+        return [w for w in self.items if w.phase == phase]
+
+
+@dataclass
+class Plan:
+    """Every mouse that passed its mouse-level checks, and why the others stopped."""
+
+    mice: list[MousePlan] = field(default_factory=list)
+    stopped: dict[str, str] = field(default_factory=dict)  # mouse id (or manifest) -> reason
+
+    @property
+    def phases(self) -> list[int]:
+        """The phases that have work, ascending."""
+        return sorted({w.phase for m in self.mice for w in m.items})
+
+
+def build_plan(config: PipelineConfig, validation: ValidationReport) -> Plan:
+    """The plan of a validated run (see the module docstring)."""
+    plan = Plan()
+    for mouse in validation.mice:
+        mid = mouse.mouse_id
+        fatal = validation.mouse_fatal(mid) if mid else []
+        if mouse.manifest is None or mouse.context is None or fatal:
+            why = "; ".join(c.message for c in fatal) or "its manifest or asset could not be read"
+            plan.stopped[mid or mouse.manifest_path.name] = why
+            continue
+        plan.mice.append(plan_mouse(config, mouse, validation))
+    return plan
+
+
+def plan_mouse(
+    config: PipelineConfig, mouse: MouseReport, validation: ValidationReport | None = None
+) -> MousePlan:
+    """The work of one mouse whose context is prepared; refused items keep validation's reason."""
+    from ..stages.ephys import plan_ephys
+
+    assert mouse.manifest is not None
+    mid = mouse.mouse_id
+    errors = (lambda scope: validation.errors_for(scope, mid)) if validation else (lambda _: {})
+    mp = MousePlan(mouse)
+    mp.items.append(HistologyWork(mid, "histology"))
+    histology = "; ".join(errors("histology").values())
+    if histology:
+        mp.errors["histology"] = histology
+    if not config.skip_ephys:
+        probe_errors = errors("probe")
+        for job in plan_ephys(mouse.manifest):
+            mp.items.append(job)
+            if job.probe in probe_errors:
+                mp.errors[job.name] = probe_errors[job.probe]
+    row_errors = {int(k): v for k, v in errors("row").items()}
+    lines = {row.line for row in mouse.manifest.rows}
+    mp.rejected_rows = {ln: r for ln, r in row_errors.items() if ln not in lines}
+    mp.items += track_items(config, mouse.manifest)
+    for work in mp.phase(1):
+        assert isinstance(work, TrackWork) and work.row is not None
+        if work.row.line in row_errors:
+            mp.errors[work.name] = row_errors[work.row.line]
+    mp.items = [w for w in mp.items if selected(w, config.only)]
+    return mp
+
+
+def track_items(config: PipelineConfig, manifest: Manifest) -> list[Work]:
+    """One track item per valid row, with its GUI shank suffix as the folder says today."""
+    from ..stages.probes import plan_tracks
+
+    return [
+        TrackWork(
+            manifest.mouse_id,
+            track_work_name(res.row, res.suffix),
+            row=res.row,
+            suffix=res.suffix,
+            problem=res.reason if res.status != "ok" else None,
+        )
+        for res in plan_tracks(config, manifest)
+    ]
+
+
+def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
+    """Re-plan the tracks after phase 0: suffixes from the channel tables just written."""
+    errors_by_line = {
+        w.row.line: mouse.errors.pop(w.name)
+        for w in mouse.phase(1)
+        if isinstance(w, TrackWork) and w.row is not None and w.name in mouse.errors
+    }
+    fresh = [w for w in track_items(config, mouse.manifest) if selected(w, config.only)]
+    for work in fresh:
+        assert isinstance(work, TrackWork) and work.row is not None
+        if work.row.line in errors_by_line:
+            mouse.errors[work.name] = errors_by_line[work.row.line]
+    mouse.items = [w for w in mouse.items if w.phase != 1] + fresh
+
+
+def selected(work: Work, only: tuple[str, ...]) -> bool:
+    """Whether ``work`` belongs to the slice ``only`` (empty: everything).
+
+    Selectors: ``histology``, ``ephys``, ``tracks``, ``ephys:<recording>/<probe>``,
+    ``tracks:<recording>/<probe>``, ``mouse:<id>``; an item is selected when one of the
+    selectors of its kind (or of its mouse) matches and no ``mouse:`` selector excludes it.
+    """
+    if not only:
+        return True
+    mice = [s.split(":", 1)[1] for s in only if s.startswith("mouse:")]
+    if mice and work.mouse_id not in mice:
+        return False
+    kinds = [s for s in only if not s.startswith("mouse:")]
+    if not kinds:
+        return True
+    probe = ""
+    if isinstance(work, TrackWork) and work.row is not None:
+        probe = f"{work.row.recording_id}/{work.row.ephys_collection}"
+    elif hasattr(work, "probe"):
+        probe = work.probe  # type: ignore[attr-defined]
+    for selector in kinds:
+        kind, _, target = selector.partition(":")
+        if kind == work.kind and (not target or target == probe):
+            return True
+    return False

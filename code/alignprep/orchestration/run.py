@@ -1,0 +1,231 @@
+"""Run a capsule job: validate every mouse, build one plan, run it on one executor, report.
+
+Order: the roots are checked before anything is written; the results root is locked; the
+log file opens; validation (the stages' own checks) builds what the plan needs; phase 0 runs
+every mouse's histology and every probe folder's ephys, phase 1 the tracks (their suffixes
+from the channel tables phase 0 wrote). One executor (serial, process pool, asyncio or Dask)
+serves the whole run. Each mouse gets its own datapackage, provenance and run report; a mouse
+that fails never stops the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from .. import outputs
+from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
+from ..logs import attach_log_file, get_logger, step
+from ..work import StageResult, Status
+from .executors import Mode, open_executor
+from .lock import results_lock
+from .plan import Plan, build_plan, resolve_tracks
+from .report import (
+    ProcessResult,
+    failed_result,
+    package_mouse,
+    record,
+    summarize,
+    write_run_report,
+)
+from .state import RunState
+from .tasks import Envelope, run_envelope
+
+log = get_logger("orchestration")
+
+
+def log_parameters(config: PipelineConfig) -> None:
+    """The parameter dump (DEBUG) and the effective worker count."""
+    log.debug("parameters:\n%s", json.dumps(config.to_json_dict(), indent=2, sort_keys=True))
+    log.info(
+        "n_jobs: requested %s -> effective %d (cores available: %d); executor %s",
+        config.n_jobs,
+        config.effective_n_jobs,
+        available_cpus(),
+        executor_mode(config),
+    )
+
+
+def demo_config(config: PipelineConfig) -> PipelineConfig:
+    """Build the synthetic demo dataset in scratch and point the inputs at it."""
+    from ..synthetic import SyntheticSpec, build_dataset
+
+    root = config.scratch_root / "demo_dataset"
+    with step("build synthetic demo dataset"):
+        dataset = build_dataset(root, SyntheticSpec(ephys_preset="test"))
+    log.info("demo dataset: %s (ground truth: %s)", dataset.data_root, dataset.truth_path)
+    values = config.to_json_dict()
+    values.pop("effective")
+    values.pop("references")  # the demo's own: params.json defaults under the demo data root
+    values.update(data_root=str(dataset.data_root), neuroglancer=None, manifest=None)
+    return build_config([ParamLayer("--demo", values)])
+
+
+def executor_mode(config: PipelineConfig) -> Mode:
+    """``executor``, or with ``auto``: asyncio with ``--async``, a process pool when more than
+    one job, else serial; a scheduler address means Dask."""
+    if config.executor != "auto":
+        return config.executor
+    if config.scheduler_address:
+        return "dask"
+    if config.use_async:
+        return "async"
+    return "processes" if config.effective_n_jobs > 1 else "serial"
+
+
+def run_pipeline(config: PipelineConfig) -> ProcessResult:
+    """Run a whole capsule job described by ``config``.
+
+    Nothing is written before the roots pass their checks; then the results root is locked for
+    this run (a second run on it is refused) and temporary files of interrupted runs are removed.
+    """
+    from ..stages.checks import check_roots
+
+    t0_s = time.perf_counter()
+    root_problems = [c for c in check_roots(config) if c.status == "error"]
+    if root_problems:
+        result = ProcessResult(validation_failed=True)
+        for check in root_problems:
+            log.error("%s: %s", check.name, check.message)
+            result.notes.append(f"{check.name}: {check.message}")
+        return result
+    with results_lock(config.results_root):
+        log.info("log file: %s", attach_log_file(outputs.log_path(config.results_root)))
+        stale = outputs.remove_stale_temp_files(config.results_root)
+        stale += outputs.remove_stale_scratch(config.scratch_root)
+        for path in stale:
+            log.warning("removed %s, left by an interrupted run", path)
+        if config.collect:
+            from .collect import collect
+
+            return collect(config, t0_s)
+        return _run_locked(config, t0_s)
+
+
+def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
+    """The run itself, with the results root held (see :func:`run_pipeline`)."""
+    from ..stages.validate import validate, write_report
+
+    if config.demo:
+        config = demo_config(config)
+    log_parameters(config)
+    with step("write effective config"):
+        path = outputs.write_json_atomic(
+            outputs.effective_config_path(config.results_root), config.to_json_dict()
+        )
+        log.info("effective config: %s", path)
+    with step("validate"):
+        report = validate(config)
+        write_report(config, report)
+    result = ProcessResult()
+    if report.fatal or (config.validate_only and report.has_errors):
+        result.validation_failed = True
+        result.notes.append(f"validation failed: {len(report.fatal) or 'no fatal'} fatal error(s)")
+        for check in report.fatal:
+            log.error("%s: %s", check.name, check.message)
+        return result
+    if config.validate_only:
+        result.notes.append("validate-only: every check passed; nothing was run")
+        return result
+    plan = build_plan(config, report)
+    write_manifests(config, plan)
+    execute(config, plan, result)
+    finish(config, plan, result, t0_s)
+    return result
+
+
+def write_manifests(config: PipelineConfig, plan: Plan) -> None:
+    """``<results>/manifest.csv``: the rows actually used, of every mouse."""
+    from ..inputs.manifest import write_manifests
+
+    write_manifests(
+        [m.manifest for m in plan.mice], outputs.manifest_copy_path(config.results_root)
+    )
+
+
+def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
+    """Run every phase of ``plan`` on one executor; record each result as it arrives."""
+    mode = executor_mode(config)
+    states = {
+        m.mouse_id: RunState(outputs.mouse_dir(config.results_root, m.mouse_id)) for m in plan.mice
+    }
+    for key, why in plan.stopped.items():  # a mouse id, or a manifest that could not be read
+        mouse_id = "" if key.endswith(".csv") else key
+        result.items.append(failed_result(f"mouse {key}", mouse_id, "", why))
+    for mouse in plan.mice:
+        for line, why in sorted(mouse.rejected_rows.items()):
+            result.items.append(failed_result(f"manifest line {line}", mouse.mouse_id, "", why))
+    with open_executor(mode, config.effective_n_jobs, config.scheduler_address) as executor:
+        for phase in plan.phases or [0]:
+            if phase == 1:
+                for mouse in plan.mice:
+                    resolve_tracks(config, mouse)
+            envelopes = [
+                Envelope(
+                    config,
+                    None if work.kind == "ephys" else mouse.report.context,
+                    work,
+                    mouse.errors.get(work.name, ""),
+                    n_threads=1,
+                )
+                for mouse in plan.mice
+                for work in mouse.phase(phase)
+            ]
+            if not envelopes:
+                continue
+            names = ", ".join(e.work.name for e in envelopes[:6])
+            more = f" and {len(envelopes) - 6} more" if len(envelopes) > 6 else ""
+            with step(f"phase {phase}: {names}{more} ({mode})"):
+                for env, outcome in executor.run(run_envelope, envelopes):
+                    item = _outcome(config, env, outcome)
+                    mouse_dir = outputs.mouse_dir(config.results_root, env.work.mouse_id)
+                    record(states[env.work.mouse_id], item, mouse_dir)
+                    result.items.append(item)
+
+
+def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:
+    """The stage result, or a failed one when the worker raised or died (its files removed)."""
+    if isinstance(outcome, StageResult):
+        return outcome
+    from ..stages import ephys, histology, probes
+
+    discard = {"histology": histology.discard, "ephys": ephys.discard, "tracks": probes.discard}
+    discard[env.work.kind](config, env.work)
+    reason = f"worker failed: {type(outcome).__name__}: {outcome}"
+    log.error("%s: %s", env.work.name, reason)
+    return failed_result(env.work.name, env.work.mouse_id, env.work.kind, reason)
+
+
+def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: float) -> None:
+    """Per mouse: datapackage and provenance (not for a slice), run report and summary."""
+    if config.skip_ephys:
+        result.notes.append("ephys skipped (skip_ephys)")
+    mice = [m.mouse_id for m in plan.mice] + [k for k in plan.stopped if not k.endswith(".csv")]
+    for mouse in plan.mice:
+        state = RunState(outputs.mouse_dir(config.results_root, mouse.mouse_id))
+        if not config.only:
+            with step(f"datapackage and provenance of {mouse.mouse_id}"):
+                items = result.for_mouse(mouse.mouse_id)
+                result.items += package_mouse(config, mouse, items, state)
+    for note in result.notes:
+        log.warning("%s", note)
+    mode = executor_mode(config)
+    for mouse_id in mice:
+        items = result.for_mouse(mouse_id)
+        path = write_run_report(
+            config, mouse_id, items, result.notes, time.perf_counter() - t0_s, mode
+        )
+        summarize(items, path.parent)
+    unread = [i for i in result.items if not i.mouse_id]
+    if unread:
+        summarize(unread, config.results_root)
+    if len(mice) > 1:
+        ok = sum(not any(i.status == Status.FAILED for i in result.for_mouse(m)) for m in mice)
+        log.info("%d mouse/mice, %d without a failure", len(mice), ok)
+    log.info("run finished in %.2f s", time.perf_counter() - t0_s)
+
+
+async def run_pipeline_async(config: PipelineConfig) -> ProcessResult:
+    """The same run, awaitable (the plan is identical; see :func:`run_pipeline`)."""
+    return await asyncio.to_thread(run_pipeline, config)

@@ -1,0 +1,93 @@
+"""What runs inside an executor: one work envelope -> one :class:`~alignprep.work.StageResult`.
+
+An envelope carries the work item, the context it needs (the mouse context prepared once by
+validation, pickled without its caches) and what validation said about it. The task skips the
+item when the re-run state proves it unchanged (same parameters and code, every input it read
+last time unchanged, outputs intact), fails it when validation refused it, and otherwise runs
+its stage inside a :func:`alignprep.reads.recording`, so the next run knows exactly what it read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .. import outputs
+from ..config import PipelineConfig
+from ..logs import configure_logging
+from ..reads import Reads, params_fingerprint, recording, replay
+from ..work import RunContext, StageResult, Status, Work
+from .state import RunState
+
+UNCHANGED = "unchanged since the last run"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Everything a worker needs for one item (picklable)."""
+
+    config: PipelineConfig
+    context: Any  # MouseContext for histology and tracks; None for ephys
+    work: Work
+    error: str = ""  # validation's reason to fail it without running
+    n_threads: int = 1
+
+
+def stages() -> dict[str, Any]:
+    """Stage kind -> ``run(ctx, work) -> StageResult``."""
+    from ..stages import ephys, histology, probes
+
+    return {"histology": histology.run, "ephys": ephys.run, "tracks": probes.run}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def run_envelope(env: Envelope) -> StageResult:
+    """Run one item in whatever process or thread the executor chose."""
+    cfg, work = env.config, env.work
+    configure_logging(cfg.log_level, outputs.log_path(cfg.results_root))  # spawned workers
+    mouse = outputs.mouse_dir(cfg.results_root, work.mouse_id)
+    state = RunState(mouse)
+    fp = params_fingerprint({**work.params(), **stage_params(cfg, work)})
+    base = {"mouse_id": work.mouse_id, "stage": work.kind, "fingerprint": fp}
+    if env.error:
+        return StageResult(work.name, Status.FAILED, f"validation: {env.error}", **base)
+    try:
+        if state.unchanged(work.name, fp, cfg.data_root, mouse):
+            inputs = dict(state.items.get(work.name, {}).get("inputs", {}))
+            return StageResult(
+                work.name, Status.SKIPPED, UNCHANGED, inputs=inputs, span=state.span(work.name),
+                **base,
+            )  # fmt: skip
+        context = env.context if env.context is not None else RunContext(cfg, env.n_threads)
+        t0_s, started = time.perf_counter(), _now()
+        with recording() as reads:
+            replay(getattr(context, "reads", None) or Reads())
+            result = stages()[work.kind](context, work)
+        return dataclasses.replace(
+            result,
+            seconds=result.seconds or time.perf_counter() - t0_s,
+            inputs=reads.digest(cfg.data_root, state.digests),
+            span=(started, _now()),
+            **base,
+        )
+    finally:
+        state.digests.save()  # input digests computed here serve the next run
+
+
+def stage_params(config: PipelineConfig, work: Work) -> dict[str, Any]:
+    """The parameters a stage's outputs depend on (part of the re-run fingerprint)."""
+    if work.kind == "histology":
+        return {"histology": config.histology.model_dump(mode="json")}
+    if work.kind == "tracks":
+        return {"tracks": config.tracks.model_dump(mode="json")}
+    if work.kind == "ephys":
+        from ..stages.ephys import EphysSettings
+
+        return {"ephys": dataclasses.asdict(EphysSettings.from_config(config))}
+    return {}

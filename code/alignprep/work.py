@@ -1,0 +1,128 @@
+"""Typed work and the one stage contract: ``stage.run(context, work) -> StageResult``.
+
+Validation builds every work item once (:mod:`alignprep.orchestration.plan`); executors ship
+items and results as plain picklable data, so a worker never reads the manifest or re-plans.
+Each stage module exposes ``run(ctx, work)`` for its work type and returns a
+:class:`StageResult`; packaging, provenance and the run report consume those results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .inputs.manifest import ManifestRow
+
+
+class Status(StrEnum):
+    """Outcome of one work item."""
+
+    OK = "ok"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # finished in an earlier run; inputs, parameters and code unchanged
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage did with one work item."""
+
+    name: str
+    status: Status
+    reason: str = ""
+    seconds: float = 0.0
+    fingerprint: str = ""  # of the parameters and code (reads.params_fingerprint)
+    files: tuple[str, ...] = ()  # relative to the mouse folder
+    inputs: dict[str, str] = field(default_factory=dict)  # what it read -> digest
+    span: tuple[str, str] = ("", "")  # ISO start and end of the run that made its outputs
+    warnings: tuple[str, ...] = ()
+    mouse_id: str = ""
+    stage: str = ""  # the stage kind ("histology", "ephys", "tracks", ...)
+    detail: str = ""  # the stage's own word for the outcome when it says more ("no_spikes")
+
+
+@dataclass(frozen=True)
+class Work:
+    """One unit of work of one mouse. ``name`` is its key in reports and the re-run state."""
+
+    kind: ClassVar[str] = ""
+    phase: ClassVar[int] = 0
+    mouse_id: str
+    name: str
+
+    def params(self) -> dict[str, Any]:
+        """What identifies the work besides its inputs (part of the re-run fingerprint)."""
+        return {"kind": self.kind, "name": self.name}
+
+
+@dataclass(frozen=True)
+class HistologyWork(Work):
+    """The image-space and CCF-space volumes of one mouse."""
+
+    kind: ClassVar[str] = "histology"
+    phase: ClassVar[int] = 0
+
+
+@dataclass(frozen=True)
+class EphysWork(Work):
+    """The ALF ephys of one probe folder (every manifest row that shares it)."""
+
+    kind: ClassVar[str] = "ephys"
+    phase: ClassVar[int] = 0
+    recording_id: str = ""
+    collection: str = ""
+    sorted_recording: str = ""
+    lines: tuple[int, ...] = ()
+    ephys_shanks: tuple[int | None, ...] = ()
+    surface_finding: str | None = None
+    problem: str | None = None  # rows that disagree: the work fails with this reason
+
+    @property
+    def probe(self) -> str:
+        """``<recording_id>/<ephys_collection>`` for logs and reports."""
+        return f"{self.recording_id}/{self.collection}"
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "recording_id": self.recording_id,
+            "collection": self.collection,
+            "sorted_recording": self.sorted_recording,
+            "ephys_shanks": list(self.ephys_shanks),
+            "surface_finding": self.surface_finding,
+        }
+
+
+@dataclass(frozen=True)
+class TrackWork(Work):
+    """One manifest row's track, with the GUI shank suffix of its probe folder."""
+
+    kind: ClassVar[str] = "tracks"
+    phase: ClassVar[int] = 1
+    row: ManifestRow | None = None
+    suffix: str = ""
+    problem: str | None = None  # cannot be planned (suffix, collision): fails with this reason
+
+    def params(self) -> dict[str, Any]:
+        assert self.row is not None
+        row = {k: v for k, v in asdict(self.row).items() if k != "line"}
+        return {"kind": self.kind, "row": row, "suffix": self.suffix}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a stage without a mouse context needs (ephys): the config and its thread budget."""
+
+    config: Any  # PipelineConfig
+    n_threads: int = 1
+
+
+def probe_work_name(recording_id: str, collection: str) -> str:
+    """The report name of a probe folder's ephys work."""
+    return f"ephys {recording_id}/{collection}"
+
+
+def track_work_name(row: ManifestRow, suffix: str) -> str:
+    """The report name of a track: ``track <recording>/<collection>/<track><suffix>``."""
+    return f"track {row.recording_id}/{row.ephys_collection}/{row.histology_track_id}{suffix}"
