@@ -21,7 +21,7 @@ from alignprep.synthetic import SyntheticSpec, build_dataset
 from .conftest import CODE_DIR
 from .test_pipeline import _args, _env, _report, _run
 
-RUN_RECORDS = {"run_report.json", "validation_report.json"}
+RUN_RECORDS = {"run_report.json", "validation_report.json", "alignprep.log"}
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ RUN_SPECIFIC = {
     "processing.json",
     "effective_config.json",
     "validation_report.json",
+    "alignprep.log",
 }
 
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .resources import available_cpus
 
 DEFAULTS_PATH = Path(__file__).resolve().parents[1] / "params.json"
 """``code/params.json``: the defaults of every key."""
@@ -145,9 +146,19 @@ class EphysParams(_Section):
 class CheckParams(_Section):
     """Pre-flight resource thresholds."""
 
-    min_free_disk_gb: float = Field(ge=0, description="Error below this free space on results.")
-    warn_free_disk_gb: float = Field(ge=0, description="Warning below this free space.")
-    min_available_ram_gb: float = Field(ge=0, description="Error below this available RAM.")
+    min_free_disk_gb: float = Field(
+        ge=0,
+        description="Error when free space on results/scratch is below the run's estimated "
+        "need or below this floor (GB).",
+    )
+    warn_free_disk_gb: float = Field(
+        ge=0, description="Warning below twice the estimated need or below this (GB)."
+    )
+    min_available_ram_gb: float = Field(
+        ge=0,
+        description="Error when available memory (container limit included) is below the "
+        "run's estimated peak or below this floor (GB).",
+    )
 
 
 class PipelineConfig(_Section):
@@ -257,14 +268,6 @@ def parse_params_arg(text: str) -> ParamLayer:
             f"--params: {text!r} is neither a JSON object (starting with '{{') nor an existing file"
         )
     return ParamLayer(f"--params file {path}", _read_json_object(path, f"--params file {path}"))
-
-
-def available_cpus() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def parse_co_cpus(environ: Mapping[str, str]) -> int | None:

@@ -19,7 +19,7 @@ from .config import ParamLayer, PipelineConfig, available_cpus, build_config
 from .errors import ExitCode, InputError
 from .executors import Mode, execute
 from .lock import results_lock
-from .logs import get_logger, step
+from .logs import LOG_FILE_NAME, attach_log_file, get_logger, step
 from .state import RunState
 from .tasks import ItemResult, Job, Task, run_task
 
@@ -52,7 +52,7 @@ class ProcessResult:
 
 def log_parameters(config: PipelineConfig) -> None:
     """The parameter dump at the start of a run, and the effective worker count."""
-    log.info("parameters:\n%s", json.dumps(config.to_json_dict(), indent=2, sort_keys=True))
+    log.debug("parameters:\n%s", json.dumps(config.to_json_dict(), indent=2, sort_keys=True))
     log.info(
         "n_jobs: requested %s -> effective %d (cores available: %d)",
         config.n_jobs,
@@ -110,6 +110,8 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
             result.notes.append(f"{check.name}: {check.message}")
         return result
     with results_lock(config.results_root):
+        log_file = attach_log_file(config.results_root / LOG_FILE_NAME)
+        log.info("log file: %s", log_file)
         stale = outputs.remove_stale_temp_files(config.results_root)
         stale += outputs.remove_stale_scratch(config.scratch_root)
         for path in stale:
@@ -236,7 +238,7 @@ def package_and_provenance(
         state.forget("datapackage")
         span = (start, _now_iso())
         result.items.append(ItemResult("datapackage", "failed", str(exc), span=span))
-    write_processing(config, manifest.mouse_id, stage_runs(result.items))
+    write_processing(config, manifest.mouse_id, stage_runs(result.items, config.data_root))
 
 
 STAGE_OF = {
@@ -247,8 +249,9 @@ STAGE_OF = {
 }
 
 
-def stage_runs(items: list[ItemResult]) -> list:
-    """One provenance entry per stage: the span of its items' runs, failed if one failed."""
+def stage_runs(items: list[ItemResult], data_root: Path) -> list:
+    """One provenance entry per stage: the span of its items' runs, failed if one failed, and
+    the data assets (top folders of the data root) its items actually read."""
     from .stages.provenance import StageRun
 
     by_stage: dict[str, list[ItemResult]] = {}
@@ -260,6 +263,7 @@ def stage_runs(items: list[ItemResult]) -> list:
     for stage, members in sorted(by_stage.items()):
         failed = [i for i in members if i.status == "failed"]
         notes = "; ".join(f"{i.name}: {i.reason}" for i in failed)[:2000] or None
+        assets = sorted({key.split(":", 2)[2].split("/")[0] for i in members for key in i.inputs})
         runs.append(
             StageRun(
                 stage,
@@ -267,6 +271,7 @@ def stage_runs(items: list[ItemResult]) -> list:
                 datetime.fromisoformat(max(i.span[1] for i in members)),
                 status="failed" if failed else "ok",
                 notes=f"failed: {notes}" if notes else None,
+                input_data=tuple((a, (data_root / a).as_uri()) for a in assets),
             )
         )
     return runs

@@ -109,6 +109,7 @@ def supervise(argv: Sequence[str], results_root: Path, scratch_root: Path) -> in
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         name = signal.Signals(exc.signum).name
+        _log_to_file(results_root)
         log.error("%s received: stopping the run and its workers", name)
         if child is not None:
             kill_tree(child.pid)
@@ -120,6 +121,7 @@ def supervise(argv: Sequence[str], results_root: Path, scratch_root: Path) -> in
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if code < 0:
+        _log_to_file(results_root)
         name = signal.Signals(-code).name
         hint = " (out of memory?)" if -code == signal.SIGKILL else ""
         log.error("the run was killed by %s%s; run again to resume", name, hint)
@@ -132,6 +134,15 @@ def _child_setup(parent_pid: int) -> None:
     """In the child, before exec: ignore SIGINT, and die if the supervisor is SIGKILLed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent_pid)
+
+
+def _log_to_file(results_root: Path) -> None:
+    """Append the supervisor's lines to the run's log file, if the run got that far."""
+    from .logs import LOG_FILE_NAME, attach_log_file
+
+    path = results_root / LOG_FILE_NAME
+    if path.is_file():
+        attach_log_file(path, append=True)
 
 
 def _cleanup(results_root: Path, scratch_root: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from . import outputs
 from .config import PipelineConfig
 from .errors import InputError
-from .logs import configure_logging
+from .logs import LOG_FILE_NAME, configure_logging, progress
 from .reads import Reads, params_fingerprint, recording, replay
 from .state import RunState
 
@@ -95,14 +95,18 @@ def _now() -> str:
 
 
 def _skipped(state: RunState, name: str, fp: str) -> ItemResult:
-    return ItemResult(name, "skipped", UNCHANGED, fingerprint=fp, span=state.span(name))
+    inputs = dict(state.items.get(name, {}).get("inputs", {}))
+    return ItemResult(
+        name, "skipped", UNCHANGED, fingerprint=fp, inputs=inputs, span=state.span(name)
+    )
 
 
 def run_task(job: Job) -> list[ItemResult]:
     """Run one task in whatever process or thread the executor chose."""
     from .inputs.manifest import read_manifest
 
-    configure_logging(job.config.log_level)  # spawned workers start without handlers
+    log_file = job.config.results_root / LOG_FILE_NAME
+    configure_logging(job.config.log_level, log_file)  # spawned workers start without handlers
     manifest = read_manifest(job.manifest_path)
     state = RunState(outputs.mouse_dir(job.config.results_root, manifest.mouse_id))
     try:
@@ -175,7 +179,7 @@ def _track_items(
     cfg, items = ctx.config, []
     mouse = outputs.mouse_dir(cfg.results_root, manifest.mouse_id)
     results = plan_tracks(cfg, manifest)
-    for res in results:
+    for res in progress(results, "tracks"):
         name = f"track {res.name}"
         if res.status == "ok" and res.row.line in excluded:
             fail_track(cfg, manifest.mouse_id, res, f"validation: {excluded[res.row.line]}")

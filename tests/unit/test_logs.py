@@ -33,3 +33,28 @@ def test_progress_without_tty_yields_everything_and_logs_plain_lines(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert [m for m in lines if re.fullmatch(r"items: \d/5 after .* s", m)]  # periodic
     assert re.fullmatch(r"items: 5/5 done in .* s", lines[-1])  # final
+
+
+def test_heartbeat_without_tty_logs_while_the_call_runs(caplog):
+    import time
+
+    from alignprep.logs import heartbeat
+
+    with (
+        caplog.at_level(logging.INFO, logger="alignprep"),
+        heartbeat("warp", every_s=0.05, tty=False),
+    ):
+        time.sleep(0.3)
+    beats = [r.getMessage() for r in caplog.records if r.getMessage().startswith("warp: still")]
+    assert 2 <= len(beats) <= 7
+    assert re.fullmatch(r"warp: still running after \d+ s", beats[0])
+
+
+def test_heartbeat_on_a_tty_draws_elapsed_time(capsys):
+    import time
+
+    from alignprep.logs import heartbeat
+
+    with heartbeat("warp", tty=True):
+        time.sleep(1.3)
+    assert re.search(r"warp: 00:0[01]", capsys.readouterr().err)

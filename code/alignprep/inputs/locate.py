@@ -10,14 +10,14 @@ from ..errors import InputError
 from ..reads import note_file, note_listing
 
 
-def single_top_level_file(data_root: Path, pattern: str, what: str) -> Path:
+def single_top_level_file(data_root: Path, pattern: str, what: str, flag: str = "") -> Path:
     """The only file matching ``pattern`` directly in ``data_root``; InputError otherwise."""
     matches = sorted(p for p in note_listing(data_root, pattern).glob(pattern) if p.is_file())
     if len(matches) != 1:
         found = ", ".join(p.name for p in matches) or "none"
         raise InputError(
             f"expected exactly one {what} ({pattern}) at the top of the data root, found: {found}; "
-            "name it with its parameter",
+            f"name it with {flag or 'its parameter'}",
             file=data_root,
         )
     return matches[0]

@@ -51,7 +51,7 @@ class MouseContext:
     def prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
         """Discover the asset, frames and transforms of the manifest's mouse."""
         state_path = config.neuroglancer or single_top_level_file(
-            config.data_root, "*.json", "Neuroglancer state"
+            config.data_root, "*.json", "Neuroglancer state", "--neuroglancer"
         )
         sources = ng.image_sources(ng.read_state(state_path), config.data_root, state_path)
         override = manifest.registration_asset

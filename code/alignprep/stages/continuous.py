@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..logs import get_logger
+from ..logs import get_logger, heartbeat
 
 if TYPE_CHECKING:
     from ..inputs.sorted import ProbeInputs
@@ -56,6 +56,7 @@ def run_continuous(inputs: ProbeInputs, out: Path, settings: EphysSettings, n_th
         with (
             contextlib.redirect_stdout(_LogWriter(log)),
             warnings.catch_warnings(record=True) as caught,
+            heartbeat(f"{inputs.recording_id}/{inputs.collection}: RMS and LFP windows"),
         ):
             warnings.simplefilter("always")
             extract_continuous(

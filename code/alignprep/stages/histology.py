@@ -24,7 +24,7 @@ from ..config import ReferenceParams
 from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
 from ..inputs.references import unique_labels, write_canonical_ccf
-from ..logs import get_logger, step
+from ..logs import get_logger, heartbeat, progress, step
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
 from ..space.transforms import Chain, apply_to_volume_files
@@ -111,7 +111,12 @@ class CanonicalCcf:
 def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
     """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order)."""
     lazy = ms.read_level(ms.levels[grids.level.index])
-    volume = np.asarray(lazy[:, :, :]).transpose(2, 1, 0)  # zarr (z, y, x) -> ITK (i, j, k)
+    stored = np.empty(lazy.shape, dtype=lazy.dtype)
+    step_z = max(1, lazy.chunks[0])
+    slabs = range(0, lazy.shape[0], step_z)
+    for z0 in progress(slabs, f"read {ms.name} level {grids.level.index} ({len(slabs)} slabs)"):
+        stored[z0 : z0 + step_z] = lazy[z0 : z0 + step_z, :, :]
+    volume = stored.transpose(2, 1, 0)  # zarr (z, y, x) -> ITK (i, j, k)
     size = output_size(grids.level.size, grids.level.spacing_mm, out_mm)
     resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size)
     del volume
@@ -124,7 +129,8 @@ def warp_file_to_grid(
     """``moving`` (a file) sampled on ``reference``'s grid through ``chain``: float32, ITK order."""
     import nrrd
 
-    out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
+    with heartbeat(f"ANTs warp of {moving.name}"):
+        out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
     data, _ = nrrd.read(str(out))
     out.unlink()
     return data

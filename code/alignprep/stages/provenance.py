@@ -31,7 +31,6 @@ log = get_logger("stages.provenance")
 
 COMMIT_ENV = "ALIGNPREP_COMMIT"
 CODE_URL_ENV = "ALIGNPREP_CODE_URL"
-DEFAULT_CODE_URL = "https://alignprep.invalid/alignprep"
 PIPELINE_NAME = "alignprep"
 KEY_PACKAGES = (
     "antspyx",
@@ -99,6 +98,7 @@ class StageRun:
     status: str = "ok"
     notes: str | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)  # extra output parameters
+    input_data: tuple[tuple[str, str], ...] = ()  # (asset folder name, URL) the stage read
 
 
 def software_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
@@ -139,10 +139,27 @@ def code_commit(
     return environ.get(COMMIT_ENV, "").strip() or "unknown"
 
 
-def code_url(environ: Mapping[str, str] | None = None) -> str:
-    """Where the code lives: ``$ALIGNPREP_CODE_URL``, else a placeholder."""
+def code_url(
+    code_dir: Path | None = None, environ: Mapping[str, str] | None = None, git: str = "git"
+) -> str:
+    """Where the code lives: ``$ALIGNPREP_CODE_URL``, else the checkout's ``origin`` remote,
+    else the code folder itself as a ``file://`` URL (never a made-up address)."""
     environ = os.environ if environ is None else environ
-    return environ.get(CODE_URL_ENV, "").strip() or DEFAULT_CODE_URL
+    if environ.get(CODE_URL_ENV, "").strip():
+        return environ[CODE_URL_ENV].strip()
+    code_dir = Path(code_dir or Path(__file__).resolve().parents[1])
+    try:
+        proc = subprocess.run(
+            [git, "-C", str(code_dir), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return code_dir.resolve().as_uri()
 
 
 def build_processing(
@@ -152,7 +169,7 @@ def build_processing(
     versions: Mapping[str, str] | None = None,
 ) -> Processing:
     """An aind-data-schema ``Processing`` (validated by its model) for the stages that ran."""
-    from aind_data_schema.components.identifiers import Code, Software
+    from aind_data_schema.components.identifiers import Code, DataAsset, Software
     from aind_data_schema.core.processing import DataProcess, Processing, ProcessStage
 
     params = config.to_json_dict() if isinstance(config, PipelineConfig) else dict(config)
@@ -184,6 +201,7 @@ def build_processing(
             commit_hash=commit_hash,
             parameters=params,
             core_dependency=core,
+            input_data=[DataAsset(name=n, url=u) for n, u in run.input_data] or None,
             **language,
         )
         notes = kind.notes if not run.notes else f"{kind.notes} {run.notes}"

@@ -8,22 +8,23 @@ removes that item from the run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+import numpy as np
 
 from .. import outputs
 from ..config import PipelineConfig
-from ..errors import AlignprepError
+from ..errors import AlignprepError, InputError
 from ..inputs.locate import confine, single_top_level_file
 from ..inputs.manifest import Manifest, read_manifest
 from ..inputs.references import check_lca_template
 from ..inputs.transform_check import check_transforms
-from ..logs import get_logger
+from ..logs import get_logger, heartbeat
 from .context import MouseContext
 
 log = get_logger("stages.validate")
@@ -51,6 +52,7 @@ class ValidationReport:
     checks: list[Check] = field(default_factory=list)
     manifest: Manifest | None = None
     context: MouseContext | None = None
+    probe_zarrs: dict[str, list[Path]] = field(default_factory=dict)  # raw zarrs per probe
 
     def add(
         self, scope: Scope, name: str, status: Status, message: str = "", key: str = ""
@@ -97,8 +99,14 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def _guard(report: ValidationReport, scope: Scope, name: str, key: str = "") -> Callable:
-    """Run ``fn`` and record ok/error; returns its value or None."""
+def _guard(
+    report: ValidationReport,
+    scope: Scope,
+    name: str,
+    key: str = "",
+    found: Callable[[Any], str] | None = None,
+) -> Callable:
+    """Run ``fn`` and record ok (saying what ``found`` describes) or error; return its value."""
 
     def run(fn: Callable, *args: object):
         try:
@@ -106,10 +114,42 @@ def _guard(report: ValidationReport, scope: Scope, name: str, key: str = "") -> 
         except (AlignprepError, ValueError, OSError) as exc:
             report.add(scope, name, "error", str(exc), key)
             return None
-        report.add(scope, name, "ok", "", key)
+        message = ""
+        if found is not None:
+            try:
+                message = found(value)
+            except Exception as exc:  # a description must never fail the check
+                message = f"(no description: {type(exc).__name__})"
+        report.add(scope, name, "ok", message, key)
         return value
 
     return run
+
+
+def _asset_found(ctx: MouseContext) -> str:
+    a = ctx.asset
+    return (
+        f"{a.path.name}: orientation {a.orientation}, import {a.processing.import_version}, "
+        f"registration channel {a.registration_channel} ({len(a.channels)} channel(s)), "
+        f"registration frame {ctx.decision.frame} ({ctx.decision.reason}); template->CCF "
+        f"{ctx.template_to_ccf.directory.name}"
+    )
+
+
+def _grid_found(grids) -> str:
+    level = grids.level
+    spacing = ", ".join(f"{s:g}" for s in (level.spacing_mm * 1e3).round(3))
+    return (
+        f"level {level.index} ({spacing} um, {'x'.join(map(str, level.size))}) -> output grid "
+        f"{'x'.join(map(str, grids.native.size))} voxels"
+    )
+
+
+def _track_found(result) -> str:
+    frames, _ = result
+    spim = frames["spim_lps_mm"]
+    length_mm = float(sum(np.linalg.norm(np.diff(spim, axis=0), axis=1)))
+    return f"{len(spim)} picks along {length_mm:.2f} mm"
 
 
 def check_roots(config: PipelineConfig) -> list[Check]:
@@ -153,45 +193,68 @@ def check_roots(config: PipelineConfig) -> list[Check]:
     return checks
 
 
-def check_resources(config: PipelineConfig, report: ValidationReport) -> None:
-    """Roots, writability, free disk and available RAM."""
-    report.checks += check_roots(config)
-    if report.fatal:
-        return
-    checks = config.checks
-    if config.results_root.is_dir():
-        free_gb = shutil.disk_usage(config.results_root).free / GB
-        status: Status = "ok"
-        if free_gb < checks.min_free_disk_gb:
-            status = "error"
-        elif free_gb < checks.warn_free_disk_gb:
-            status = "warning"
-        report.add(
-            "run",
-            "free disk",
-            status,
-            f"{free_gb:.1f} GB free on {config.results_root} "
-            f"(error < {checks.min_free_disk_gb:g}, warning < {checks.warn_free_disk_gb:g})",
+def _input_exists(path: Path, data_root: Path, key: str) -> Path:
+    """An input parameter's file or folder: inside the data root, and there."""
+    confine(path, data_root, key)
+    if not path.exists():
+        flag = "--" + key.replace(".", "-").replace("_", "-")
+        raise InputError(
+            f"not found; set {flag} (or {key} in --params) to where it is", file=path, key=key
         )
-    ram_gb = available_ram_gb()
-    status = "error" if ram_gb < checks.min_available_ram_gb else "ok"
+    return path
+
+
+def check_resources(config: PipelineConfig, report: ValidationReport) -> None:
+    """The roots: folders, writable (memory and disk are checked against the estimate)."""
+    report.checks += check_roots(config)
+
+
+def check_needs(config: PipelineConfig, report: ValidationReport) -> None:
+    """Memory and disk against what this run will need (:mod:`.needs`), container limits in."""
+    from ..resources import available_ram_bytes, read_cgroup_limits
+    from .needs import estimate
+
+    needs = estimate(report.context, report.probe_zarrs, config.effective_n_jobs)
+    log.info("this run needs %s", needs.describe())
+    checks = config.checks
+    limits = read_cgroup_limits()
+    ram_gb = available_ram_bytes(limits) / GB
+    need_gb = max(needs.ram_bytes / GB, checks.min_available_ram_gb)
+    where = " (container limit)" if limits.memory_limit_bytes is not None else ""
+    biggest = max((v for k, v in needs.parts.items() if k.startswith("ephys ")), default=0)
+    advice = (
+        f"; lower --n-jobs (now {config.effective_n_jobs}; each probe needs ~{biggest / GB:.1f} "
+        "GB) or give the run more memory"
+        if config.effective_n_jobs > 1
+        else "; give the run more memory, or use a coarser --histology-output-voxel-size-um"
+    )
     report.add(
         "run",
-        "available RAM",
-        status,
-        f"{ram_gb:.1f} GB available (error < {checks.min_available_ram_gb:g})",
+        "memory for this run",
+        "error" if ram_gb < need_gb else "ok",
+        f"needs ~{need_gb:.1f} GB, has {ram_gb:.1f} GB available{where}"
+        + (advice if ram_gb < need_gb else f"; estimate: {needs.describe()}"),
     )
-
-
-def available_ram_gb() -> float:
-    """MemAvailable from /proc/meminfo (Linux), else total physical memory."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 / GB
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / GB
+    disk_gb = needs.disk_bytes / GB
+    devices: dict[int, tuple[Path, float]] = {}
+    for root in (config.results_root, config.scratch_root):
+        if root.is_dir():
+            devices.setdefault(root.stat().st_dev, (root, shutil.disk_usage(root).free / GB))
+    for root, free_gb in devices.values():
+        need = max(disk_gb, checks.min_free_disk_gb)
+        warn = max(2 * disk_gb, checks.warn_free_disk_gb)
+        status: Status = "error" if free_gb < need else "warning" if free_gb < warn else "ok"
+        report.add(
+            "run",
+            "disk for this run",
+            status,
+            f"needs ~{need:.1f} GB free on {root}, has {free_gb:.1f} GB"
+            + (
+                "; free space or set --results-root / --scratch-root elsewhere"
+                if status == "error"
+                else ""
+            ),
+        )
 
 
 def validate(config: PipelineConfig) -> ValidationReport:
@@ -202,20 +265,39 @@ def validate(config: PipelineConfig) -> ValidationReport:
 
     report = ValidationReport()
     check_resources(config, report)
+    if report.fatal:
+        return report
+    if not any(config.data_root.iterdir()):
+        report.add(
+            "run",
+            "data root",
+            "error",
+            f"{config.data_root} is empty: attach the inputs as docs/inputs.md describes, or "
+            "try --demo to run on a synthetic dataset",
+        )
+        return report
     for key, input_path in config.input_paths().items():
-        _guard(report, "run", f"{key} inside the data root")(
-            confine, input_path, config.data_root, key
+        _guard(report, "run", key, found=lambda p: f"{p} (inside the data root)")(
+            _input_exists, input_path, config.data_root, key
         )
     if report.fatal:
         return report
-    path = _guard(report, "run", "manifest found")(
+    path = _guard(report, "run", "manifest found", found=str)(
         lambda: confine(
-            config.manifest or single_top_level_file(config.data_root, "*.csv", "manifest"),
+            config.manifest
+            or single_top_level_file(config.data_root, "*.csv", "manifest", "--manifest"),
             config.data_root,
             "manifest",
         )
     )
-    manifest = path and _guard(report, "run", "manifest readable")(read_manifest, path)
+    manifest = path and _guard(
+        report,
+        "run",
+        "manifest readable",
+        found=lambda m: (
+            f"{len(m.rows)} valid row(s), {len(m.problems)} rejected, mouse {m.mouse_id!r}"
+        ),
+    )(read_manifest, path)
     if manifest is None:
         return report
     report.manifest = manifest
@@ -226,7 +308,7 @@ def validate(config: PipelineConfig) -> ValidationReport:
     if not manifest.rows:
         report.add("run", "manifest rows", "error", f"{path}: no valid row")
         return report
-    ctx = _guard(report, "mouse", "SmartSPIM asset, frames, transforms")(
+    ctx = _guard(report, "mouse", "SmartSPIM asset, frames, transforms", found=_asset_found)(
         MouseContext.prepare, config, manifest
     )
     if ctx is None:
@@ -234,21 +316,33 @@ def validate(config: PipelineConfig) -> ValidationReport:
     report.context = ctx
     for warning in ctx.warnings:
         report.add("mouse", "asset", "warning", warning)
-    transforms = check_transforms(ctx)  # before any track is computed with them
+    with heartbeat("transform check (every file read completely)"):
+        transforms = check_transforms(ctx)  # before any track is computed with them
     for status, message in transforms.checks():
         report.add("mouse", "transforms", status, message)
-    _guard(report, "mouse", "CCF labels and lookup")(lambda: ctx.labels)
-    _guard(report, "histology", "histology grid")(Grids.build, ctx)
-    _guard(report, "histology", "additional channels share the pyramid")(
-        ctx.asset.additional_channels
-    )
+    _guard(
+        report,
+        "mouse",
+        "CCF labels and lookup",
+        found=lambda lab: f"{len(lab.unique_labels)} lookup entries, grid {lab.header.size}",
+    )(lambda: ctx.labels)
+    _guard(report, "histology", "histology grid", found=_grid_found)(Grids.build, ctx)
+    _guard(
+        report,
+        "histology",
+        "additional channels share the pyramid",
+        found=lambda chans: ", ".join(c.name for c in chans) or "no other channel",
+    )(ctx.asset.additional_channels)
     if not config.references.lca_template.is_file():
         report.add("mouse", "LCA template", "warning", f"{config.references.lca_template} missing")
     else:
-        _guard(report, "mouse", "LCA template")(check_lca_template, config.references.lca_template)
+        _guard(report, "mouse", "LCA template", found=lambda h: f"{h.code}, {h.size}")(
+            check_lca_template, config.references.lca_template
+        )
     if not config.skip_ephys:
         check_subjects(config, manifest, report)
         check_probes(config, manifest, report)
+    check_needs(config, report)
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
     for row in manifest.rows:
         key = str(row.line)
@@ -257,9 +351,8 @@ def validate(config: PipelineConfig) -> ValidationReport:
             continue
         if not transforms.ok:  # the mouse-level transform errors say why
             continue
-        result = _guard(report, "row", f"track {row.histology_track_id}{suffixes[row.line]}", key)(
-            compute_track, ctx, row
-        )
+        name = f"track {row.histology_track_id}{suffixes[row.line]}"
+        result = _guard(report, "row", name, key, found=_track_found)(compute_track, ctx, row)
         for warning in result[1] if result else []:
             report.add("row", "track", "warning", warning, key)
     return report
@@ -267,7 +360,7 @@ def validate(config: PipelineConfig) -> ValidationReport:
 
 def check_subjects(config: PipelineConfig, manifest: Manifest, report: ValidationReport) -> None:
     """Each probe's sorted asset and raw session must belong to the manifest's mouse."""
-    from ..inputs.identity import check_subject
+    from ..inputs.identity import check_subject, subjects_of
     from .ephys import plan_ephys
 
     for job in plan_ephys(manifest):
@@ -276,7 +369,12 @@ def check_subjects(config: PipelineConfig, manifest: Manifest, report: Validatio
             ("raw ecephys session", config.data_root / job.recording_id),
         ):
             if folder.is_dir():
-                guard = _guard(report, "probe", f"{what} subject", job.name)
+
+                def found(_: object, folder: Path = folder) -> str:
+                    sources = ", ".join(subjects_of(folder)) or "nothing names it"
+                    return f"subject {manifest.mouse_id!r} ({sources})"
+
+                guard = _guard(report, "probe", f"{what} subject", job.name, found=found)
                 for warning in guard(check_subject, folder, manifest.mouse_id, what) or []:
                     report.add("probe", f"{what} subject", "warning", warning, job.name)
 
@@ -293,10 +391,14 @@ def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationR
     from .ephys import EphysSettings, check_durations, check_sorted, plan_ephys
 
     settings = EphysSettings.from_config(config)
-    for job in plan_ephys(manifest):
-        guard = _guard(report, "probe", "sorted and raw ephys inputs", job.name)
 
-        def check(job=job) -> list[str]:
+    def found(result: tuple[list[str], str]) -> str:
+        return result[1]
+
+    for job in plan_ephys(manifest):
+        guard = _guard(report, "probe", "sorted and raw ephys inputs", job.name, found=found)
+
+        def check(job=job) -> tuple[list[str], str]:
             if job.problem:
                 raise ValueError(job.problem)
             surface = (
@@ -317,11 +419,18 @@ def check_probes(config: PipelineConfig, manifest: Manifest, report: ValidationR
                     f"no spike-sorting analyzer for {job.collection} in {inputs.sorted_asset}: "
                     "only channels and QC could be written"
                 )
+            report.probe_zarrs[job.name] = list(inputs.raw_zarrs)
             check_durations(inputs, settings)
             _, notes = check_sorted(inputs, settings)
-            return [*inputs.warnings, *notes]
+            what = (
+                f"stream {inputs.streams.stream} ({len(inputs.streams.zarrs)} raw zarr(s)) in "
+                f"{inputs.raw.path.name}; {len(inputs.analyzers)} analyzer(s) in "
+                f"{inputs.sorted_asset.name}"
+            )
+            return [*inputs.warnings, *notes], what
 
-        for warning in guard(check) or []:
+        result = guard(check)
+        for warning in result[0] if result else []:
             report.add("probe", "ephys inputs", "warning", warning, job.name)
 
 
