@@ -122,6 +122,7 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
 def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
     """The run itself, with the results root held (see :func:`run_pipeline`)."""
     from .inputs.manifest import write_manifest
+    from .stages.results_readme import write_results_readme
     from .stages.validate import validate, write_report
 
     if config.demo:
@@ -180,6 +181,9 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
     for note in result.notes:
         log.warning("%s", note)
     write_run_report(config, manifest.mouse_id, result, time.perf_counter() - t0_s)
+    with step("results README"):
+        guide = write_results_readme(config.results_root, [manifest.mouse_id])
+        log.info("results guide: %s", guide)
     summarize(result, mouse)
     log.info("run finished in %.2f s", time.perf_counter() - t0_s)
     return result
