@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from alignprep import outputs
-from alignprep.lock import ResultsBusyError, results_lock
-from alignprep.state import STATE_DIR
+from alignprep.orchestration.lock import ResultsBusyError, results_lock
+from alignprep.outputs import STATE_DIR
 from alignprep.synthetic import SyntheticSpec, build_dataset
 
 from .conftest import CODE_DIR
@@ -94,7 +94,7 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from alignprep.lock import results_lock\n"
+            "import sys, time; from alignprep.orchestration.lock import results_lock\n"
             "with results_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
             str(tmp_path),
         ],

@@ -149,8 +149,8 @@ class EphysParams(_Section):
         json_schema_extra={"plausible": [0.0, 86400.0], "unit": "s"},
     )
     drop_removed_units: bool = Field(
-        description="Drop the units a curated/<rec>/curation.json lists as removed (default: "
-        "keep them; proposed merges are never applied)."
+        description="True drops the units a curated/<rec>/curation.json lists as removed; "
+        "false keeps them. Proposed merges are never applied."
     )
 
 

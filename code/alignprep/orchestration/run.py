@@ -220,6 +220,11 @@ def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: floa
     unread = [i for i in result.items if not i.mouse_id]
     if unread:
         summarize(unread, config.results_root)
+    if mice:
+        from ..stages.results_readme import write_results_readme
+
+        with step("results README"):
+            log.info("results guide: %s", write_results_readme(config.results_root, mice))
     if len(mice) > 1:
         ok = sum(not any(i.status == Status.FAILED for i in result.for_mouse(m)) for m in mice)
         log.info("%d mouse/mice, %d without a failure", len(mice), ok)
