@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -123,7 +124,8 @@ def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.Argument
             )
         else:
             metavar = METAVARS.get(flag.key, flag.key.rsplit(".", 1)[-1].upper())
-            parser.add_argument(*flag.names, dest=flag.dest, metavar=metavar, help=text)
+            many = "+" if typing.get_origin(field.annotation) is tuple else None
+            parser.add_argument(*flag.names, dest=flag.dest, metavar=metavar, nargs=many, help=text)
     parser.add_argument("--version", action="version", version=f"alignprep {__version__}")
     return parser
 
@@ -136,7 +138,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     values: dict[str, Any] = {}
     for flag in flags():
         value = getattr(args, flag.dest)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        texts = value if isinstance(value, list) else [value]
+        if value is None or all(isinstance(t, str) and not t.strip() for t in texts):
             continue
         node = values
         *sections, name = flag.key.split(".")

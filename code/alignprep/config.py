@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -68,9 +69,28 @@ def _parse_n_jobs(value: Any) -> int | float:
 
 def _as_list(value: Any) -> Any:
     """A list from JSON, or from text as the App Panel and the command line give it
-    (comma-separated; blank means empty)."""
+    (several values and/or comma-separated; blank means empty)."""
     if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
+        value = [value]
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [part.strip() for text in value for part in text.split(",") if part.strip()]
+    return value
+
+
+SELECTOR_KINDS = {"histology": False, "ephys": None, "tracks": None, "probe": True, "mouse": True}
+
+
+def _selectors(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Check ``only``: each selector is a known kind, with a target where one is required."""
+    for selector in value:
+        kind, colon, target = selector.partition(":")
+        needs = SELECTOR_KINDS.get(kind, "unknown")
+        if needs == "unknown" or (needs is True and not target) or (needs is False and colon):
+            raise ValueError(
+                f"{selector!r} is not a selector; expected histology, ephys, tracks, "
+                "ephys:<recording>/<probe>, tracks:<recording>/<probe>, "
+                "probe:<recording>/<probe> or mouse:<id>"
+            )
     return value
 
 
@@ -81,7 +101,7 @@ def _upper(value: Any) -> Any:
 
 OptionalPath = Annotated[Path | None, BeforeValidator(_blank_to_none)]
 OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none)]
-TextList = Annotated[tuple[str, ...], BeforeValidator(_as_list)]
+Selectors = Annotated[tuple[str, ...], BeforeValidator(_as_list), AfterValidator(_selectors)]
 PathList = Annotated[tuple[Path, ...], BeforeValidator(_as_list)]
 NJobs = Annotated[int | float, BeforeValidator(_parse_n_jobs)]
 
@@ -199,9 +219,10 @@ class PipelineConfig(_Section):
     scheduler_address: OptionalText = Field(
         description="Dask scheduler to run the plan on (tcp://host:port); null = none."
     )
-    only: TextList = Field(
+    only: Selectors = Field(
         description="Run a slice of the plan (comma-separated): histology, ephys, tracks, "
-        "ephys:<recording>/<probe>, tracks:<recording>/<probe>, mouse:<id>; empty = everything. "
+        "ephys:<recording>/<probe>, tracks:<recording>/<probe>, probe:<recording>/<probe> "
+        "(its ephys and tracks), mouse:<id>; empty = everything. "
         "A slice writes no datapackage: merge slices with collect.",
         json_schema_extra={"expected": "a comma-separated list of selectors (blank = everything)"},
     )

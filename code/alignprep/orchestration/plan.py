@@ -137,8 +137,9 @@ def selected(work: Work, only: tuple[str, ...]) -> bool:
     """Whether ``work`` belongs to the slice ``only`` (empty: everything).
 
     Selectors: ``histology``, ``ephys``, ``tracks``, ``ephys:<recording>/<probe>``,
-    ``tracks:<recording>/<probe>``, ``mouse:<id>``; an item is selected when one of the
-    selectors of its kind (or of its mouse) matches and no ``mouse:`` selector excludes it.
+    ``tracks:<recording>/<probe>``, ``probe:<recording>/<probe>`` (its ephys and its tracks),
+    ``mouse:<id>``; an item is selected when one of the selectors of its kind (or of its mouse)
+    matches and no ``mouse:`` selector excludes it.
     """
     if not only:
         return True
@@ -155,6 +156,8 @@ def selected(work: Work, only: tuple[str, ...]) -> bool:
         probe = work.probe  # type: ignore[attr-defined]
     for selector in kinds:
         kind, _, target = selector.partition(":")
+        if kind == "probe" and work.kind in ("ephys", "tracks") and target == probe:
+            return True
         if kind == work.kind and (not target or target == probe):
             return True
     return False
