@@ -277,6 +277,15 @@ def validate(config: PipelineConfig) -> ValidationReport:
         )
         return report
     for key, input_path in config.input_paths().items():
+        if key == "references.lca_template" and not input_path.exists():
+            report.add(
+                "run",
+                key,
+                "warning",
+                f"{input_path} not found: the LS -> template registration cannot be checked "
+                "against images (set --references-lca-template)",
+            )
+            continue
         _guard(report, "run", key, found=lambda p: f"{p} (inside the data root)")(
             _input_exists, input_path, config.data_root, key
         )
