@@ -56,12 +56,11 @@ def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path)
     # relative data root resolved against the working directory, inputs against the data root
     assert written["data_root"] == str(tmp_path / "elsewhere" / "rel_data")
     assert written["references"]["ccf_template"].startswith(written["data_root"] + "/")
-    # the parameter dump and per-step wall times are logged
-    assert '"output_voxel_size_um": 10' in proc.stderr
+    # per-step wall times are logged (the parameter dump is DEBUG: tests/test_run_ux.py)
     assert re.search(r"step write effective config: done in \d+\.\d\d s", proc.stderr)
     assert "n_jobs: requested 0.5 -> effective 1" in proc.stderr
     # validation names what is wrong
-    assert "expected exactly one manifest (*.csv)" in proc.stderr
+    assert "rel_data is empty" in proc.stderr and "--demo" in proc.stderr  # nothing to run on
 
 
 def test_missing_data_root_stops_before_writing_anything(run_cli, tmp_path):
@@ -131,18 +130,3 @@ def test_bad_co_cpus_exits_2(run_cli):
 def test_usage_error_exits_2(run_cli):
     proc = run_cli("--no-such-flag")
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
-
-
-def test_demo_runs_the_stages_on_synthetic_data(run_cli, tmp_path):
-    proc = run_cli(
-        "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")
-    )
-    assert proc.returncode == 0, proc.stderr
-    written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
-    assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
-    picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
-    assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
-    assert "9 ok, 0 unchanged, 0 failed" in proc.stderr  # 5 tracks, histology, 2 ephys, package
-    histology = tmp_path / "r" / "000123" / "image_space_histology"
-    assert (histology / "labels_in_000123.nrrd").is_file()
-    assert (histology / "histology_registration_pipeline.nrrd").is_file()

@@ -76,10 +76,10 @@ def test_a_missing_reference_names_its_flag(dataset, tmp_path):
 
     data = tmp_path / "data"
     shutil.copytree(dataset.data_root, data)
-    shutil.rmtree(data / "smartspim_lca_template")
+    shutil.rmtree(data / "allen_mouse_ccf")
     proc = _run(data, tmp_path / "out", "--validate-only", "--skip-ephys")
     assert proc.returncode == 3
-    assert "set --references-lca-template (or references.lca_template in --params)" in proc.stderr
+    assert "set --references-ccf-template (or references.ccf_template in --params)" in proc.stderr
 
 
 def test_processing_json_names_real_code_and_the_inputs_read(finished, dataset):
@@ -98,11 +98,19 @@ def test_processing_json_names_real_code_and_the_inputs_read(finished, dataset):
     assert "allen_mouse_ccf_annotations_lateralized_compact" in tracks  # labels: in-brain check
 
 
-def test_demo_twice_in_a_row(run_cli, tmp_path):
+def test_demo_runs_the_stages_and_twice_in_a_row(run_cli, tmp_path):
     first = run_cli(
         "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")
     )
     assert first.returncode == 0, first.stderr[-3000:]
+    written = json.loads((tmp_path / "r" / "effective_config.json").read_text())
+    assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
+    picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
+    assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
+    assert "9 ok, 0 unchanged, 0 failed" in first.stderr  # 5 tracks, histology, 2 ephys, package
+    histology = tmp_path / "r" / "000123" / "image_space_histology"
+    assert (histology / "labels_in_000123.nrrd").is_file()
+    assert (histology / "histology_registration_pipeline.nrrd").is_file()
     before = _hashes(tmp_path / "r")
     second = run_cli(
         "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")

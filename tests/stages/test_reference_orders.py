@@ -188,6 +188,7 @@ RUN_SPECIFIC = {
     "processing.json",
     "effective_config.json",
     "validation_report.json",
+    "alignprep.log",
 }
 
 
