@@ -87,7 +87,13 @@ def run_plan(
 
 
 def run_tracks(config: PipelineConfig, manifest: Manifest | None = None) -> dict[str, TrackOutcome]:
-    """Every track of the manifest through the real plan, keyed by histology track id.
+    """Every track of the manifest through the real plan, keyed by histology track id
+    (see :func:`run_track_list` when two rows share one)."""
+    return {o.row.histology_track_id: o for o in run_track_list(config, manifest)}
+
+
+def run_track_list(config: PipelineConfig, manifest: Manifest | None = None) -> list[TrackOutcome]:
+    """Every track of the manifest through the real plan, in plan order.
 
     When the mouse cannot be prepared, every row is reported failed with the mouse's reason.
     """
@@ -97,12 +103,9 @@ def run_tracks(config: PipelineConfig, manifest: Manifest | None = None) -> dict
     mouse = outputs.mouse_dir(config.results_root, manifest.mouse_id)
     if not plan.mice:
         why = plan.stopped[manifest.mouse_id]
-        return {
-            r.histology_track_id: TrackOutcome(r, "", "failed", f"mouse-level input: {why}")
-            for r in manifest.rows
-        }
+        return [TrackOutcome(r, "", "failed", f"mouse-level input: {why}") for r in manifest.rows]
     by_name: dict[str, StageResult] = {item.name: item for item in result.items}
-    out = {}
+    out = []
     for work in plan.mice[0].phase(1):
         assert isinstance(work, TrackWork) and work.row is not None
         item = by_name[work.name]
@@ -117,7 +120,7 @@ def run_tracks(config: PipelineConfig, manifest: Manifest | None = None) -> dict
         )
         if item.status.value in ("ok", "skipped"):  # skipped: unchanged files of an earlier run
             outcome.points = written_points(config, manifest.mouse_id, work.row, work.suffix)
-        out[work.row.histology_track_id] = outcome
+        out.append(outcome)
     return out
 
 

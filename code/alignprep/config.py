@@ -69,12 +69,22 @@ def _parse_n_jobs(value: Any) -> int | float:
 
 def _as_list(value: Any) -> Any:
     """A list from JSON, or from text as the App Panel and the command line give it
-    (several values and/or comma-separated; blank means empty)."""
-    if isinstance(value, str):
-        value = [value]
-    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return [part.strip() for text in value for part in text.split(",") if part.strip()]
-    return value
+    (several values and/or comma-separated, or a JSON list as text; blank means empty)."""
+    items = list(value) if isinstance(value, list | tuple) else [value]
+    out: list[Any] = []
+    for item in items:
+        if isinstance(item, str) and item.strip().startswith("["):
+            try:
+                item = json.loads(item)  # the App Panel passes a list default as JSON text
+            except json.JSONDecodeError:
+                pass
+        if isinstance(item, str):
+            out += [part.strip() for part in item.split(",") if part.strip()]
+        elif isinstance(item, list):
+            out += item
+        else:
+            return value  # not text: let the type check name it
+    return out
 
 
 SELECTOR_KINDS = {"histology": False, "ephys": None, "tracks": None, "probe": True, "mouse": True}

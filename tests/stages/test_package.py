@@ -34,7 +34,7 @@ from alignprep.stages.probes import TrackResult
 from alignprep.stages.provenance import StageRun, build_processing, code_commit, write_processing
 from alignprep.synthetic import SyntheticSpec
 
-from ..plan_runner import run_tracks
+from ..plan_runner import run_track_list
 from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
@@ -115,7 +115,8 @@ def tree(warped, tmp_path_factory) -> Tree:
         ephys[(recording, collection)] = folder
     ctx = MouseContext.prepare(config, manifest)
     tracks = [
-        TrackResult(o.row, o.status, suffix=o.suffix) for o in run_tracks(config, manifest).values()
+        TrackResult(o.row, o.status, suffix=o.suffix, files=o.files)
+        for o in run_track_list(config, manifest)
     ]
     histology = _fake_histology(config.results_root)
     return Tree(data, ctx, tracks, histology, ephys)

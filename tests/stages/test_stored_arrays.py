@@ -26,7 +26,7 @@ def _digests(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file()
+        if p.is_file() and outputs.STATE_DIR not in p.relative_to(root).parts  # run records
     }
 
 
