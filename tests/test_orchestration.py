@@ -5,7 +5,6 @@ Every product must be byte-identical to a serial one-capsule run; only run recor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,28 +16,16 @@ from alignprep.inputs.manifest import read_manifest
 from alignprep.synthetic import SyntheticSpec, build_dataset
 
 from .conftest import run_code
+from .digests import tree_digests
 
 CHECKS = json.dumps(
     {"checks": {"min_free_disk_gb": 0.1, "warn_free_disk_gb": 0.1, "min_available_ram_gb": 0.5}}
 )
-#: Run records: they name the run (times, executor, slice), never the products.
-RUN_SPECIFIC = {
-    outputs.RUN_REPORT_NAME,
-    "processing.json",
-    outputs.EFFECTIVE_CONFIG_NAME,
-    outputs.VALIDATION_REPORT_NAME,
-    outputs.LOG_FILE_NAME,
-}
 
 
 def hashes(results: Path) -> dict[str, str]:
     """sha256 of every product under ``results`` (run records and re-run state left out)."""
-    out = {}
-    for path in sorted(results.rglob("*")):
-        rel = path.relative_to(results)
-        if path.is_file() and path.name not in RUN_SPECIFIC and outputs.STATE_DIR not in rel.parts:
-            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    return tree_digests(results)
 
 
 def report(results: Path, mouse_id: str) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,19 +20,13 @@ from alignprep.space.atlas import brain_regions, in_allen25_box
 from alignprep.synthetic import SyntheticSpec, build_dataset
 
 from .conftest import CODE_DIR
+from .digests import tree_digests
 
 MOUSE = SyntheticSpec().mouse_id
 RECORDING = "ecephys_000123_2025-01-15_10-00-00"
 CHECKS = json.dumps(
     {"checks": {"min_free_disk_gb": 0.1, "warn_free_disk_gb": 0.1, "min_available_ram_gb": 0.5}}
 )
-RUN_SPECIFIC = {
-    "run_report.json",
-    "processing.json",
-    "effective_config.json",
-    "validation_report.json",
-    "alignprep.log",
-}
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +71,7 @@ def _report(results: Path) -> dict:
 
 
 def _hashes(results: Path) -> dict[str, str]:
-    out = {}
-    for path in sorted(results.rglob("*")):
-        rel = path.relative_to(results)
-        if path.is_file() and path.name not in RUN_SPECIFIC and ".alignprep" not in rel.parts:
-            out[str(rel)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return out
+    return tree_digests(results)
 
 
 def _temp_files(results: Path) -> list[Path]:

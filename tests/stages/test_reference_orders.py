@@ -9,7 +9,6 @@ warped labels must agree with ANTs reading the reordered file by itself.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -36,6 +35,7 @@ from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
 from alignprep.synthetic.volumes import ccf_in_order, write_raw_allen_nrrd, write_volume_file
 
 from ..conftest import CODE_DIR
+from ..digests import tree_digests
 from ..plan_runner import run_tracks
 from .conftest import stage_config
 
@@ -53,11 +53,7 @@ SPEC = SyntheticSpec(
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return tree_digests(root)
 
 
 def _run_stages(data_root: Path, results: Path, references: dict[str, str]) -> dict[str, str]:
@@ -182,16 +178,6 @@ def test_raw_allen_labels_fail_histology_and_write_nothing(mouse, tmp_path):
 # ----------------------------------------------------------------------------- whole run
 
 
-# results paths, free disk, timings: differ between any two runs (as in tests/test_pipeline.py)
-RUN_SPECIFIC = {
-    "run_report.json",
-    "processing.json",
-    "effective_config.json",
-    "validation_report.json",
-    "alignprep.log",
-}
-
-
 def _cli(data_root: Path, results: Path, references: dict[str, str]) -> dict[str, str]:
     params = {
         "references": references,
@@ -220,11 +206,7 @@ def _cli(data_root: Path, results: Path, references: dict[str, str]) -> dict[str
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {
-        k: v
-        for k, v in _digests(results).items()
-        if Path(k).name not in RUN_SPECIFIC and ".alignprep" not in Path(k).parts
-    }
+    return _digests(results)
 
 
 def test_two_runs_with_two_stored_orders_are_byte_identical(mouse, tmp_path):

@@ -3,7 +3,6 @@ writes nothing, and leaves every other output of the mouse byte-identical."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -17,17 +16,14 @@ from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
 from alignprep.synthetic import OTHER_CHANNEL, REG_CHANNEL, build_dataset
 
+from ..digests import tree_digests
 from ..plan_runner import run_tracks
 from .conftest import stage_config
 from .test_reference_orders import SPEC
 
 
 def _digests(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and outputs.STATE_DIR not in p.relative_to(root).parts  # run records
-    }
+    return tree_digests(root)
 
 
 @pytest.fixture(scope="module")

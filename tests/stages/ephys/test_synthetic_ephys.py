@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,15 +12,13 @@ import spikeinterface as si
 
 from alignprep.synthetic.ephys import PRESETS, build_ephys
 
+from ...digests import tree_digests
+
 SMALL = replace(PRESETS["test"], name="small", probes=("ProbeA",), duration_s=5.0)
 
 
 def _hashes(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+    return tree_digests(root, products_only=False)
 
 
 @pytest.fixture(scope="module")
