@@ -7,6 +7,7 @@ Panel), so booleans accept "true"/"false"/"1"/"0"/"yes"/"no" and numbers accept 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import types
@@ -74,10 +75,8 @@ def _as_list(value: Any) -> Any:
     out: list[Any] = []
     for item in items:
         if isinstance(item, str) and item.strip().startswith("["):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 item = json.loads(item)  # the App Panel passes a list default as JSON text
-            except json.JSONDecodeError:
-                pass
         if isinstance(item, str):
             out += [part.strip() for part in item.split(",") if part.strip()]
         elif isinstance(item, list):

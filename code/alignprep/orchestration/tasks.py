@@ -10,6 +10,7 @@ its stage inside a :func:`alignprep.reads.recording`, so the next run knows exac
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -50,7 +51,8 @@ def _now() -> str:
 def run_envelope(env: Envelope) -> StageResult:
     """Run one item in whatever process or thread the executor chose."""
     cfg, work = env.config, env.work
-    configure_logging(cfg.log_level, outputs.log_path(cfg.results_root))  # spawned workers
+    if multiprocessing.parent_process() is not None:  # a pool or Dask worker: log to the run
+        configure_logging(cfg.log_level, outputs.log_path(cfg.results_root))
     mouse = outputs.mouse_dir(cfg.results_root, work.mouse_id)
     state = RunState(mouse)
     fp = params_fingerprint({**work.params(), **stage_params(cfg, work)})
