@@ -10,6 +10,7 @@ for every executor; only the scheduling differs, so the outputs are identical.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 import queue
@@ -159,7 +160,7 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=None,
-                silence_logs="error",
+                silence_logs=logging.ERROR,
             )
             self.client = Client(self.cluster)
             log.info("Dask LocalCluster of %d worker process(es)", n_jobs)
