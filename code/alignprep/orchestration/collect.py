@@ -31,6 +31,7 @@ RUN_RECORDS = {
     outputs.EFFECTIVE_CONFIG_NAME,
     outputs.LOG_FILE_NAME,
     outputs.LOCK_NAME,
+    outputs.RESULTS_README_NAME,  # lists what a folder holds: written again after merging
     "processing.json",
     "datapackage.json",
     "manifest.csv",

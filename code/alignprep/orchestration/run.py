@@ -14,6 +14,8 @@ import asyncio
 import json
 import time
 
+from threadpoolctl import threadpool_limits
+
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
@@ -156,7 +158,10 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
     for mouse in plan.mice:
         for line, why in sorted(mouse.rejected_rows.items()):
             result.items.append(failed_result(f"manifest line {line}", mouse.mouse_id, "", why))
-    with open_executor(mode, config.effective_n_jobs, config.scheduler_address) as executor:
+    with (
+        threadpool_limits(limits=1),  # BLAS threads as in every worker (tasks.blas_threads)
+        open_executor(mode, config.effective_n_jobs, config.scheduler_address) as executor,
+    ):
         for phase in plan.phases or [0]:
             if phase == 1:
                 for mouse in plan.mice:

@@ -9,12 +9,16 @@ its stage inside a :func:`alignprep.reads.recording`, so the next run knows exac
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from threadpoolctl import threadpool_limits
 
 from .. import outputs
 from ..config import PipelineConfig
@@ -68,7 +72,7 @@ def run_envelope(env: Envelope) -> StageResult:
             )  # fmt: skip
         context = env.context if env.context is not None else RunContext(cfg, env.n_threads)
         t0_s, started = time.perf_counter(), _now()
-        with recording() as reads:
+        with recording() as reads, blas_threads(env.n_threads):
             replay(getattr(context, "reads", None) or Reads())
             result = stages()[work.kind](context, work)
         return dataclasses.replace(
@@ -80,6 +84,19 @@ def run_envelope(env: Envelope) -> StageResult:
         )
     finally:
         state.digests.save()  # input digests computed here serve the next run
+
+
+def blas_threads(n_threads: int) -> AbstractContextManager[object]:
+    """BLAS/OpenMP threads of one item: ``n_threads`` in a worker process.
+
+    The same count on every executor (Dask's nanny sets 1, a pool would inherit the machine's)
+    makes float sums in the converter give the same bytes everywhere. In the run's own process
+    (serial, async) :func:`alignprep.orchestration.run.execute` sets it once for the whole
+    plan: a per-item limit there would race between the async executor's threads.
+    """
+    if multiprocessing.parent_process() is None:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=n_threads)
 
 
 def stage_params(config: PipelineConfig, work: Work) -> dict[str, Any]:
