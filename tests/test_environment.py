@@ -209,7 +209,9 @@ def test_shell_scripts_parse(script):
     subprocess.run(["bash", "-n", str(REPO_ROOT / script)], check=True)
 
 
-@pytest.mark.parametrize("name", ["histology", "ephys", "references", "transform_check"])
+@pytest.mark.parametrize(
+    "name", ["histology", "ephys", "references", "transform_check", "executors", "demo"]
+)
 def test_benchmark_scripts_parse_their_arguments(name):
     """The on-demand benchmarks stay runnable: ``--help`` works (nothing is measured here)."""
     script = REPO_ROOT / "tests" / "benchmarks" / f"{name}.py"

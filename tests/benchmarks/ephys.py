@@ -4,7 +4,7 @@ Run ``python tests/benchmarks/ephys.py [--root DIR] [--repeats N]``. It builds t
 ``benchmark`` preset once (reused when ``DIR`` already holds it), then measures each step in a
 fresh subprocess, so that its peak RSS (``VmHWM``, reset at exec) belongs to that step only:
 
-* ``stage``: ``run_ephys`` (checks, the converter's continuous extraction, spikes read from
+* ``stage``: ``stages.ephys.run`` (checks, the converter's continuous extraction, spikes read from
   the analyzer in IBL units, folder check, moving files);
 * ``continuous``: the converter's ``extract_continuous`` called directly, same thread count;
 * ``spikes``: the stage's own spike step alone (open the analyzer and its curation, read
@@ -69,7 +69,8 @@ def _stage(root: Path) -> Callable[[], None]:
 
     from alignprep.config import ParamLayer, build_config
     from alignprep.inputs.manifest import read_manifest
-    from alignprep.stages.ephys import run_ephys
+    from alignprep.stages import ephys
+    from alignprep.work import RunContext
 
     p = _paths(root)
     values = {"data_root": str(p["data"]), "results_root": str(p["results"]), "n_jobs": THREADS}
@@ -78,8 +79,9 @@ def _stage(root: Path) -> Callable[[], None]:
     shutil.rmtree(p["results"], ignore_errors=True)
 
     def run() -> None:
-        (result,) = run_ephys(config, manifest)
-        if result.status != "ok":
+        (work,) = ephys.plan_ephys(manifest)
+        result = ephys.run(RunContext(config, THREADS), work)
+        if result.status.value != "ok":
             raise SystemExit(f"stage failed: {result.reason}")
 
     return run

@@ -1,0 +1,77 @@
+"""Executors on the demo: serial vs the process pool vs Dask (issue 14), wall time per run.
+
+Each round runs ``code/run --demo`` once per executor, in turn (A B C A B C ...), each into a
+fresh results root (the demo dataset is built once in a shared scratch root and reused, as a
+re-run would), and prints every wall time, the medians and the ratios to serial::
+
+    .venv/bin/python tests/benchmarks/executors.py --rounds 3
+
+On this project's 2-core machine, compare with ``farm-bench --vs`` for one pair when the
+machine is noisy. Nothing is asserted: this is a measurement, run on demand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger("benchmarks.executors")
+CODE_RUN = Path(__file__).resolve().parents[2] / "code" / "run"
+EXECUTORS = {
+    "serial": ["--executor", "serial", "--n-jobs", "1"],
+    "processes": ["--executor", "processes", "--n-jobs", "2"],
+    "dask": ["--executor", "dask", "--n-jobs", "2"],
+}
+
+
+def run_once(name: str, scratch: Path, work: Path) -> float:
+    """One demo run on executor ``name``; its wall time in seconds."""
+    results = work / f"results_{name}"
+    shutil.rmtree(results, ignore_errors=True)
+    env = {k: v for k, v in os.environ.items() if k != "CO_CPUS"}
+    env["ALIGNPREP_PYTHON"] = sys.executable
+    cmd = [str(CODE_RUN), "--demo", "--results-root", str(results), "--scratch-root", str(scratch)]
+    t0_s = time.perf_counter()
+    proc = subprocess.run([*cmd, *EXECUTORS[name]], env=env, capture_output=True, text=True)
+    wall_s = time.perf_counter() - t0_s
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
+    return wall_s
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3, help="runs per executor (default 3)")
+    parser.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with tempfile.TemporaryDirectory(prefix="bench_executors_") as tmp:
+        work = Path(tmp)
+        scratch = work / "scratch"
+        run_once(args.executors[0], scratch, work)  # warm-up: builds the demo dataset once
+        times: dict[str, list[float]] = {name: [] for name in args.executors}
+        for i in range(args.rounds):
+            for name in args.executors:
+                times[name].append(run_once(name, scratch, work))
+                log.info("round %d %-9s %.1f s", i + 1, name, times[name][-1])
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    base = medians.get("serial")
+    for name, median_s in medians.items():
+        ratio = f"  serial/{name} = {base / median_s:.2f}x" if base else ""
+        log.info("%-9s median %.1f s (min %.1f, max %.1f)%s", name, median_s,
+                 min(times[name]), max(times[name]), ratio)  # fmt: skip
+    if "processes" in medians and "dask" in medians:
+        overhead = medians["dask"] / medians["processes"] - 1
+        log.info("Dask overhead vs the process pool: %+.1f%%", 100 * overhead)
+
+
+if __name__ == "__main__":
+    main()
