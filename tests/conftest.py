@@ -41,3 +41,24 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return run_code(*args, cwd=cwd, env=env)
 
     return _run
+
+
+#: Modules whose tests run the whole capsule many times, longest first. Collected first, they
+#: start first on the xdist workers (``--dist loadscope``), so that no long module is left
+#: running alone at the end while the other worker is idle.
+LONG_MODULES = (
+    "test_rerun_dependencies.py",
+    "test_pipeline.py",
+    "test_orchestration.py",
+    "test_hostile_inputs.py",
+    "test_faults.py",
+    "test_validate_only.py",
+    "test_signals.py",
+    "test_run_ux.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long end-to-end modules first (stable: the order inside each module is kept)."""
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
