@@ -44,8 +44,8 @@ def run_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 
 #: Modules whose tests run the whole capsule many times, longest first. Collected first, they
-#: start first on the xdist workers (``--dist loadscope``), so that no long module is left
-#: running alone at the end while the other worker is idle.
+#: start first on the xdist workers (``--dist loadscope --no-loadscope-reorder``), so that no
+#: long module is left running alone at the end while the other worker is idle.
 LONG_MODULES = (
     "test_rerun_dependencies.py",
     "test_pipeline.py",
