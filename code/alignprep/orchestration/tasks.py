@@ -55,7 +55,7 @@ def _now() -> str:
 def run_envelope(env: Envelope) -> StageResult:
     """Run one item in whatever process or thread the executor chose."""
     cfg, work = env.config, env.work
-    if multiprocessing.parent_process() is not None:  # a pool or Dask worker: log to the run
+    if in_worker():  # a pool or Dask worker: log to the run
         configure_logging(cfg.log_level, outputs.log_path(cfg.results_root))
     mouse = outputs.mouse_dir(cfg.results_root, work.mouse_id)
     state = RunState(mouse)
@@ -86,6 +86,11 @@ def run_envelope(env: Envelope) -> StageResult:
         state.digests.save()  # input digests computed here serve the next run
 
 
+def in_worker() -> bool:
+    """Whether this is a worker process (pool or Dask), not the run's own process."""
+    return multiprocessing.parent_process() is not None
+
+
 def blas_threads(n_threads: int) -> AbstractContextManager[object]:
     """BLAS/OpenMP threads of one item: ``n_threads`` in a worker process.
 
@@ -94,7 +99,7 @@ def blas_threads(n_threads: int) -> AbstractContextManager[object]:
     (serial, async) :func:`alignprep.orchestration.run.execute` sets it once for the whole
     plan: a per-item limit there would race between the async executor's threads.
     """
-    if multiprocessing.parent_process() is None:
+    if not in_worker():
         return contextlib.nullcontext()
     return threadpool_limits(limits=n_threads)
 
