@@ -10,8 +10,25 @@ from pathlib import Path
 
 import pytest
 
+from .datasets import set_cache_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CODE_DIR = REPO_ROOT / "code"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_caches(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Caches shared by every test of the session (and by its xdist workers).
+
+    Synthetic datasets are built once per spec (``tests/datasets.py``), and every run of the
+    capsule keeps its passed transform checks in one folder (``ALIGNPREP_CACHE_DIR``): the check
+    itself is tested where files are broken, and there the bytes differ, so it always runs.
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the session's folder, above each worker's own
+    set_cache_dir(shared / "datasets")
+    os.environ["ALIGNPREP_CACHE_DIR"] = str(shared / "alignprep-cache")
 
 
 def run_code(

@@ -16,9 +16,10 @@ import pytest
 from alignprep import outputs
 from alignprep.orchestration.lock import ResultsBusyError, results_lock
 from alignprep.outputs import STATE_DIR
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
 from .conftest import CODE_DIR
+from .datasets import cached_dataset
 from .test_pipeline import _args, _env, _report, _run
 
 RUN_RECORDS = {"run_report.json", "validation_report.json", "alignprep.log"}
@@ -27,7 +28,7 @@ RUN_RECORDS = {"run_report.json", "validation_report.json", "alignprep.log"}
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     spec = SyntheticSpec(ephys_preset="test")
-    return build_dataset(tmp_path_factory.mktemp("faults") / "ds", spec)
+    return cached_dataset(tmp_path_factory.mktemp("faults") / "ds", spec)
 
 
 def _snapshot(results: Path, skip: set[str]) -> dict[str, tuple[int, str]]:

@@ -14,8 +14,9 @@ import pytest
 
 from alignprep import outputs
 from alignprep.config import load_defaults
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
+from .datasets import cached_dataset
 from .test_pipeline import MOUSE, _hashes, _report, _run
 
 REFERENCE_KEYS = (
@@ -31,7 +32,7 @@ REFERENCE_KEYS = (
 def dataset(tmp_path_factory):
     """Voxel data and ephys assets (built once for the module)."""
     spec = SyntheticSpec(ephys_preset="test")
-    return build_dataset(tmp_path_factory.mktemp("hostile") / "ds", spec)
+    return cached_dataset(tmp_path_factory.mktemp("hostile") / "ds", spec)
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,10 @@ import pytest
 
 from alignprep import outputs
 from alignprep.inputs.manifest import read_manifest
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
 from .conftest import run_code
+from .datasets import cached_dataset
 from .digests import tree_digests
 
 CHECKS = json.dumps(
@@ -42,7 +43,7 @@ def roots(data: Path, results: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """The synthetic test dataset (two recordings' worth of probes, ephys included)."""
-    return build_dataset(
+    return cached_dataset(
         tmp_path_factory.mktemp("orchestration") / "ds", SyntheticSpec(ephys_preset="test")
     )
 
@@ -102,7 +103,9 @@ def test_an_unknown_selector_is_a_usage_error(dataset, run_cli, tmp_path):
 
 def _second_mouse(dataset, tmp_path: Path) -> tuple[Path, str, str]:
     """One data root holding the dataset's mouse and a second one (own manifest and state)."""
-    other = build_dataset(tmp_path / "other", SyntheticSpec(ephys_preset="test", mouse_id="000456"))
+    other = cached_dataset(
+        tmp_path / "other", SyntheticSpec(ephys_preset="test", mouse_id="000456")
+    )
     data = tmp_path / "data"
     shutil.copytree(dataset.data_root, data)
     src = other.data_root

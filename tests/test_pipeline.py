@@ -17,9 +17,10 @@ import pytest
 
 from alignprep import outputs
 from alignprep.space.atlas import brain_regions, in_allen25_box
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
 from .conftest import CODE_DIR
+from .datasets import cached_dataset
 from .digests import tree_digests
 
 MOUSE = SyntheticSpec().mouse_id
@@ -33,7 +34,7 @@ CHECKS = json.dumps(
 def dataset(tmp_path_factory):
     """A synthetic dataset with voxel data and ephys assets (built once)."""
     spec = SyntheticSpec(ephys_preset="test")
-    return build_dataset(tmp_path_factory.mktemp("pipeline") / "ds", spec)
+    return cached_dataset(tmp_path_factory.mktemp("pipeline") / "ds", spec)
 
 
 def _args(data: Path, results: Path, *extra: str) -> list[str]:

@@ -12,8 +12,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
+from .datasets import cached_dataset
 from .test_pipeline import RECORDING, _hashes, _report, _run
 
 TRACKS = "tracks"  # every track item
@@ -21,7 +22,7 @@ TRACKS = "tracks"  # every track item
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return build_dataset(tmp_path_factory.mktemp("rerun") / "ds", SyntheticSpec())
+    return cached_dataset(tmp_path_factory.mktemp("rerun") / "ds", SyntheticSpec())
 
 
 def _asset(data: Path) -> Path:

@@ -7,14 +7,15 @@ import re
 
 import pytest
 
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
+from .datasets import cached_dataset
 from .test_pipeline import MOUSE, _hashes, _report, _run
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return build_dataset(tmp_path_factory.mktemp("ux") / "ds", SyntheticSpec())
+    return cached_dataset(tmp_path_factory.mktemp("ux") / "ds", SyntheticSpec())
 
 
 @pytest.fixture(scope="module")

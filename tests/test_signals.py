@@ -13,15 +13,16 @@ import pytest
 
 from alignprep import outputs
 from alignprep.supervisor import descendants
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
 from .conftest import CODE_DIR
+from .datasets import cached_dataset
 from .test_pipeline import _args, _env, _report, _run
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return build_dataset(
+    return cached_dataset(
         tmp_path_factory.mktemp("signals") / "ds", SyntheticSpec(ephys_preset="test")
     )
 

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
+from .datasets import cached_dataset
 from .test_pipeline import MOUSE, RECORDING, _break_layer, _run
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     """A synthetic dataset with voxel data and ephys assets (built once)."""
-    return build_dataset(
+    return cached_dataset(
         tmp_path_factory.mktemp("validate") / "ds", SyntheticSpec(ephys_preset="test")
     )
 

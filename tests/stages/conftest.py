@@ -10,8 +10,9 @@ import pytest
 
 from alignprep.config import ParamLayer, PipelineConfig, build_config
 from alignprep.inputs.manifest import read_manifest
-from alignprep.synthetic import SyntheticDataset, SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticDataset, SyntheticSpec
 
+from ..datasets import cached_dataset
 from ..plan_runner import TrackOutcome, run_tracks
 
 
@@ -36,14 +37,14 @@ def run_stage(data_root: Path, results: Path, **params: object) -> dict[str, Tra
 @pytest.fixture(scope="session")
 def warped(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
     """Non-identity affines and smooth warps, geometry only (no voxel data)."""
-    return build_dataset(tmp_path_factory.mktemp("warped"), SyntheticSpec(content_level=None))
+    return cached_dataset(tmp_path_factory.mktemp("warped"), SyntheticSpec(content_level=None))
 
 
 @pytest.fixture(scope="session")
 def affine_only(tmp_path_factory: pytest.TempPathFactory) -> SyntheticDataset:
     """The same dataset with zero displacement fields."""
     spec = SyntheticSpec(content_level=None).affine_only()
-    return build_dataset(tmp_path_factory.mktemp("affine"), spec)
+    return cached_dataset(tmp_path_factory.mktemp("affine"), spec)
 
 
 @pytest.fixture

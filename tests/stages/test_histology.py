@@ -18,8 +18,9 @@ from alignprep.space.frames import ImageHeader
 from alignprep.space.transforms import apply_to_points
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
-from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec, TrackSpec
 
+from ..datasets import cached_dataset
 from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
@@ -30,7 +31,7 @@ S0_MM = np.array(SyntheticSpec().spacing0_um_xyz) * 1e-3
 def run(tmp_path_factory):
     """A dataset with voxel data, and one histology run on it."""
     root = tmp_path_factory.mktemp("hist")
-    ds = build_dataset(root / "ds", SyntheticSpec())
+    ds = cached_dataset(root / "ds", SyntheticSpec())
     config = stage_config(ds.data_root, root / "out")
     ctx = MouseContext.prepare(config, read_manifest(ds.data_root / "manifest.csv"))
     result = run_histology(ctx)
@@ -227,7 +228,7 @@ def test_ten_micrometre_output(tmp_path):
         fov_margin_mm=0.3,
         tracks=(TrackSpec("T", "T_ann", "ProbeA", None, None, (5600, 1200), (0, 0, 1), 600),),
     )
-    ds = build_dataset(tmp_path / "ds", spec)
+    ds = cached_dataset(tmp_path / "ds", spec)
     config = stage_config(
         ds.data_root,
         tmp_path / "out",

@@ -22,9 +22,10 @@ from alignprep.inputs.manifest import read_manifest
 from alignprep.inputs.smartspim import discover
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
-from alignprep.synthetic import SyntheticDataset, SyntheticSpec, TrackSpec, build_dataset
+from alignprep.synthetic import SyntheticDataset, SyntheticSpec, TrackSpec
 from alignprep.synthetic.layout import SOURCE_STYLES, Layout
 
+from ..datasets import cached_dataset
 from .conftest import run_stage, stage_config
 
 SPEC = SyntheticSpec(content_level=None).affine_only()
@@ -34,7 +35,7 @@ S0_MM = np.array(SPEC.spacing0_um_xyz) * 1e-3
 
 
 def _build(tmp_path: Path, **layout) -> SyntheticDataset:
-    return build_dataset(tmp_path / "ds", SPEC, Layout(**layout))
+    return cached_dataset(tmp_path / "ds", SPEC, Layout(**layout))
 
 
 def _picks(results_root: Path, res) -> dict[str, np.ndarray]:
@@ -121,7 +122,7 @@ def test_histology_of_three_ome_zarr_channels(tmp_path):
         tracks=(TrackSpec("T", "T_ann", "ProbeA", None, None, (5600, 1200), (0, 0, 1), 600),),
     )
     layout = Layout(channel_suffix=".ome.zarr", extra_channels=(THIRD,), asset_prefix="")
-    ds = build_dataset(tmp_path / "ds", small, layout)
+    ds = cached_dataset(tmp_path / "ds", small, layout)
     config = stage_config(ds.data_root, tmp_path / "out", histology={"write_ccf_space": False})
     ctx = MouseContext.prepare(config, read_manifest(ds.data_root / "manifest.csv"))
     result = run_histology(ctx)
@@ -212,7 +213,7 @@ def test_translated_registration_layer_is_applied_exactly(tmp_path):
     ds = _build(
         tmp_path, image_translation_vox_xyz=(2.0, 0.0, 0.0), image_layers_in_annotations=True
     )
-    plain = build_dataset(tmp_path / "plain", SPEC)  # same seed, untranslated
+    plain = cached_dataset(tmp_path / "plain", SPEC)  # same seed, untranslated
     results = _assert_truth(ds, tmp_path / "out")
     for track_id, res in results.items():
         probe_file = res.row.probe_file

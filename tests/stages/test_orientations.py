@@ -7,8 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec, TrackSpec
 
+from ..datasets import cached_dataset
 from .conftest import run_stage
 
 CODES = sorted(
@@ -28,7 +29,7 @@ def test_there_are_48_codes():
 @pytest.mark.parametrize("code", CODES)
 def test_orientation(tmp_path, code):
     spec = SyntheticSpec(orientation=code, content_level=None, tracks=ONE_TRACK).affine_only()
-    ds = build_dataset(tmp_path / "ds", spec)
+    ds = cached_dataset(tmp_path / "ds", spec)
     res = run_stage(ds.data_root, tmp_path / "out")["T"]
     truth = ds.truth["tracks"]["T"]
     assert res.status == "ok", res.reason

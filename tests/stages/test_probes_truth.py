@@ -10,8 +10,9 @@ import SimpleITK as sitk
 
 from alignprep import outputs
 from alignprep.space.transforms import Chain, Registration, apply_to_points
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
 
+from ..datasets import cached_dataset
 from .conftest import run_stage
 
 MOUSE = SyntheticSpec().mouse_id
@@ -133,7 +134,7 @@ def test_picks_go_entry_to_tip(warped, tmp_path):
 
 @pytest.mark.parametrize(("version", "steps"), [("0.0.10", 1), ("0.0.25", 3), ("0.0.33", 2)])
 def test_pipeline_frame_versions(tmp_path, version, steps):
-    ds = build_dataset(tmp_path / "ds", SyntheticSpec(content_level=None, import_version=version))
+    ds = cached_dataset(tmp_path / "ds", SyntheticSpec(content_level=None, import_version=version))
     assert len(ds.truth["pipeline_steps"]) == steps
     for track_id, res in run_stage(ds.data_root, tmp_path / "out").items():
         assert res.status == "ok", res.reason
@@ -142,14 +143,16 @@ def test_pipeline_frame_versions(tmp_path, version, steps):
 
 def test_native_frame_chosen_by_sidecar(tmp_path):
     spec = SyntheticSpec(content_level=None, registration_frame="native")
-    ds = build_dataset(tmp_path / "ds", spec)
+    ds = cached_dataset(tmp_path / "ds", spec)
     for track_id, res in run_stage(ds.data_root, tmp_path / "out").items():
         assert res.status == "ok", res.reason
         assert _max_err_um(res.points["ccf_um"], ds.truth["tracks"][track_id]["ccf_um"]) < 5
 
 
 def test_voxel_origin_corner_is_handled_explicitly(tmp_path):
-    ds = build_dataset(tmp_path / "ds", SyntheticSpec(content_level=None, ng_voxel_origin="corner"))
+    ds = cached_dataset(
+        tmp_path / "ds", SyntheticSpec(content_level=None, ng_voxel_origin="corner")
+    )
     right = run_stage(ds.data_root, tmp_path / "a", tracks={"ng_voxel_origin": "corner"})
     wrong = run_stage(ds.data_root, tmp_path / "b")  # default "center"
     for track_id, res in right.items():

@@ -31,10 +31,11 @@ from alignprep.space.frames import ImageHeader, direction_from_code
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
 from alignprep.stages.validate import validate
-from alignprep.synthetic import SyntheticSpec, TrackSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec, TrackSpec
 from alignprep.synthetic.volumes import ccf_in_order, write_raw_allen_nrrd, write_volume_file
 
 from ..conftest import CODE_DIR
+from ..datasets import cached_dataset
 from ..digests import tree_digests
 from ..plan_runner import run_tracks
 from .conftest import stage_config
@@ -72,7 +73,7 @@ def _run_stages(data_root: Path, results: Path, references: dict[str, str]) -> d
 def mouse(tmp_path_factory):
     """The dataset, its stored-PIR references and the baseline run's output digests."""
     root = tmp_path_factory.mktemp("orders")
-    ds = build_dataset(root / "ds", SPEC)
+    ds = cached_dataset(root / "ds", SPEC)
     config = stage_config(ds.data_root, root / "base")
     refs = config.references
     assert (

@@ -14,8 +14,9 @@ from alignprep.inputs.manifest import read_manifest
 from alignprep.inputs.smartspim import OMEZARR_DIR
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
-from alignprep.synthetic import OTHER_CHANNEL, REG_CHANNEL, build_dataset
+from alignprep.synthetic import OTHER_CHANNEL, REG_CHANNEL
 
+from ..datasets import cached_dataset
 from ..digests import tree_digests
 from ..plan_runner import run_tracks
 from .conftest import stage_config
@@ -30,7 +31,7 @@ def _digests(root: Path) -> dict[str, str]:
 def clean(tmp_path_factory):
     """The dataset and the digests of a clean run's track outputs."""
     root = tmp_path_factory.mktemp("arrays")
-    ds = build_dataset(root / "ds", SPEC)
+    ds = cached_dataset(root / "ds", SPEC)
     config = stage_config(ds.data_root, root / "out")
     tracks = run_tracks(config, read_manifest(ds.data_root / "manifest.csv")).values()
     assert all(t.status == "ok" for t in tracks)

@@ -21,11 +21,14 @@ import numpy as np
 import pytest
 
 from alignprep.inputs import registration_check
+from alignprep.inputs.check_cache import CACHE_ENV
+from alignprep.inputs.transform_check import CACHED_NOTE
 from alignprep.inputs.transform_files import read_itk_affine
 from alignprep.stages.validate import ValidationReport, validate
-from alignprep.synthetic import SyntheticDataset, SyntheticSpec, build_dataset, faults
+from alignprep.synthetic import SyntheticDataset, SyntheticSpec, faults
 
 from ..conftest import CODE_DIR
+from ..datasets import cached_dataset
 from .conftest import stage_config
 
 LS_DIR = Path("image_atlas_alignment") / "Ex_639_Em_667"
@@ -39,7 +42,7 @@ LABELS_NRRD = LUT / "ccf_2017_annotation_25_lateralized_compact.nrrd"
 def datasets(tmp_path_factory) -> tuple[SyntheticDataset, SyntheticDataset]:
     """The dataset to break, and another mouse (seed 1) whose files stand in as foreign ones."""
     root = tmp_path_factory.mktemp("transform_faults")
-    return build_dataset(root / "good", SyntheticSpec()), build_dataset(
+    return cached_dataset(root / "good", SyntheticSpec()), cached_dataset(
         root / "other", SyntheticSpec(seed=1)
     )
 
@@ -96,6 +99,37 @@ def test_good_dataset_passes_with_numbers(datasets, tmp_path):
         assert "images agree" in c.message
     assert not report.has_errors, report.table()
     assert sum(c.name.startswith("track") and c.status == "ok" for c in report.checks) == 5
+
+
+def test_a_passed_check_is_reused_only_for_the_same_file_contents(datasets, tmp_path, monkeypatch):
+    """The verdict cache: a pass is reused for equal bytes (copied, moved), never for others."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    data = tmp_path / "data"
+    shutil.copytree(datasets[0].data_root, data)
+
+    def transforms(data: Path, results: str) -> list[tuple[str, str]]:
+        report = _validate(data, tmp_path / results)
+        return [(c.status, c.message) for c in report.checks if c.name == "transforms"]
+
+    first = transforms(data, "r1")
+    assert [s for s, _ in first] == ["ok", "ok"] and not any(CACHED_NOTE in m for _, m in first)
+    # same bytes in new files (new inodes and times), then in another folder: the pass is reused
+    for name in ("1Warp.nii.gz", "1InverseWarp.nii.gz"):
+        path = ls(data, name)
+        shutil.copyfile(path, path.with_suffix(".tmp"))
+        path.with_suffix(".tmp").replace(path)
+    assert transforms(data, "r2") == [(s, m + CACHED_NOTE) for s, m in first]
+    moved = tmp_path / "moved"
+    shutil.copytree(data, moved)
+    assert transforms(moved, "r3") == [(s, m + CACHED_NOTE) for s, m in first]
+    # swapped contents: checked anew, and the swap is found despite the stored pass
+    faults.swap(ls(data, "1Warp.nii.gz"), ls(data, "1InverseWarp.nii.gz"))
+    third = transforms(data, "r4")
+    errors = [m for s, m in third if s == "error"]
+    assert errors and all(CACHED_NOTE not in m for _, m in third)
+    assert any(m.startswith(str(ls(data, "1Warp.nii.gz"))) and "swap" in m for m in errors)
+    stored = list((tmp_path / "cache" / "transform-checks").glob("*.json"))
+    assert len(stored) == 2  # the one pass and the digest cache; the failure is not stored
 
 
 def test_truncated_inverse_warp_and_warp(datasets, tmp_path):

@@ -20,6 +20,8 @@ from alignprep.stages.needs import (
     probe_channels,
 )
 
+from ..datasets import cached_dataset
+
 GB = 1024**3
 
 
@@ -70,11 +72,11 @@ def test_histology_estimate_holds_every_field_of_the_chain(warped_context):
 def warped_context(tmp_path):
     from alignprep.inputs.manifest import read_manifest
     from alignprep.stages.context import MouseContext
-    from alignprep.synthetic import SyntheticSpec, build_dataset
+    from alignprep.synthetic import SyntheticSpec
 
     from ..stages.conftest import stage_config
 
-    ds = build_dataset(tmp_path / "ds", SyntheticSpec(content_level=None))
+    ds = cached_dataset(tmp_path / "ds", SyntheticSpec(content_level=None))
     config = stage_config(ds.data_root, tmp_path / "out", skip_ephys=True)
     return MouseContext.prepare(config, read_manifest(ds.manifest))
 

@@ -16,7 +16,9 @@ import SimpleITK as sitk
 from alignprep.errors import InputError
 from alignprep.inputs.smartspim import discover, find_channels, orientation_code, read_processing
 from alignprep.space.frames import direction_from_code
-from alignprep.synthetic import SyntheticSpec, build_dataset
+from alignprep.synthetic import SyntheticSpec
+
+from ..datasets import cached_dataset
 
 REG = "Ex_639_Em_667"
 OTHER = "Ex_488_Em_525"
@@ -206,7 +208,7 @@ def test_find_channels_same_channel_twice_or_none_refused(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    return build_dataset(tmp_path_factory.mktemp("spim"), SyntheticSpec(content_level=None))
+    return cached_dataset(tmp_path_factory.mktemp("spim"), SyntheticSpec(content_level=None))
 
 
 def test_discover_synthetic_asset(dataset):

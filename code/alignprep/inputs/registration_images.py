@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class ImageSource:
     name: str  # e.g. "LCA template"
     description: str  # name and where it is read from
     load: Callable[[], tuple[np.ndarray, ImageHeader]]  # array in ITK (i, j, k) order
+    sources: tuple[Path, ...] = ()  # the files/folders whose content is the image
+    geometry: str = ""  # the header given to it by metadata outside ``sources``, if any
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from ..errors import AlignprepError, InputError
 from ..logs import get_logger
 from ..space.frames import ImageHeader
 from .ants_worker import run_ants_tasks
+from .check_cache import CheckCache
 from .registration_check import RegistrationCheck, RegistrationChecker
 from .registration_images import ImageSource
 from .transform_files import Problem, TransformLimits
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 log = get_logger("inputs.transform_check")
 
+CACHED_NOTE = " (same file contents as a check passed before; not re-run)"
 SIMILARITY_SPACING_MM = 0.025  # read the registration channel at the level nearest 25 um
 __all__ = ["RegistrationCheck", "TransformLimits", "TransformReport", "check_transforms"]
 
@@ -51,6 +53,7 @@ class TransformReport:
     problems: list[Problem] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    cached: bool = False  # the verdict of an earlier check of the same file contents
 
     @property
     def ok(self) -> bool:
@@ -61,12 +64,27 @@ class TransformReport:
         """(status, message) rows for the validation report: errors, warnings, then passes."""
         rows = [("error", str(p)) for p in self.problems if p.fatal]
         rows += [("warning", str(p)) for p in self.problems if not p.fatal]
-        return rows + [("ok", line) for line in self.passed]
+        note = CACHED_NOTE if self.cached else ""
+        return rows + [("ok", line + note) for line in self.passed]
 
 
-def check_transforms(ctx: MouseContext, limits: TransformLimits | None = None) -> TransformReport:
-    """Check both registrations of a mouse (one ANTs child process for both)."""
-    return check_registrations(registrations_of(ctx), limits)
+def check_transforms(
+    ctx: MouseContext, limits: TransformLimits | None = None, cache: CheckCache | None = None
+) -> TransformReport:
+    """Check both registrations of a mouse (one ANTs child process for both).
+
+    With a ``cache``, a passed verdict on the same file contents is reused, and a pass is stored.
+    """
+    limits = limits or TransformLimits()
+    items = registrations_of(ctx)
+    key = cache.key(items, limits) if cache is not None else None
+    if key is not None and (hit := cache.get(key)) is not None:
+        log.info("transform check: passed before on the same file contents (key %s)", key[:12])
+        return hit
+    report = check_registrations(items, limits)
+    if key is not None:
+        cache.put(key, report)
+    return report
 
 
 def check_registrations(
@@ -160,7 +178,7 @@ def nifti_source(path: Path, what: str) -> ImageSource | None:
             raise InputError(f"shape {data.shape}: expected a 3-D image", file=path)
         return data, header
 
-    return ImageSource(what, f"{what} {path}", load)
+    return ImageSource(what, f"{what} {path}", load, sources=(path,))
 
 
 def registration_channel_source(ctx: MouseContext) -> ImageSource:
@@ -173,8 +191,11 @@ def registration_channel_source(ctx: MouseContext) -> ImageSource:
         return np.asarray(ms.read_level(level)[:, :, :]).transpose(2, 1, 0), header
 
     um = ", ".join(f"{s * 1e3:g}" for s in level.spacing_mm)
+    metadata = tuple(p for p in (ms.path / ".zattrs", ms.path / "zarr.json") if p.exists())
     return ImageSource(
         "registration channel",
         f"registration channel {ms.path} level {level.index} ({um} um, registration frame)",
         load,
+        sources=(*metadata, ms.path / level.path),
+        geometry=f"level {level.path}: {header!r}",
     )

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from .. import outputs
 from ..config import PipelineConfig
 from ..errors import AlignprepError, InputError
+from ..inputs.check_cache import CheckCache, cache_root
 from ..inputs.locate import confine
 from ..inputs.manifest import REQUIRED, Manifest, read_manifest
 from ..inputs.references import check_lca_template
@@ -276,7 +277,8 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
     for warning in ctx.warnings:
         report.add("mouse", "asset", "warning", warning, mouse=mid)
     with heartbeat("transform check (every file read completely)"):
-        transforms = check_transforms(ctx)  # before any track is computed with them
+        cache = CheckCache(cache_root(config.scratch_root))
+        transforms = check_transforms(ctx, cache=cache)  # before any track is computed with them
     for status, message in transforms.checks():
         report.add("mouse", "transforms", status, message, mouse=mid)
     report.guard(

@@ -1,0 +1,47 @@
+"""Synthetic datasets built once per test session, copied wherever a test wants its own.
+
+``build_dataset`` is seeded and deterministic, and a dataset holds no absolute path, so a copy
+of one built earlier with the same spec and layout is the same dataset. Building costs 10-30 s
+(ephys analyzers, zarr chunks); copying 40 MB costs well under a second. The cache is shared by
+the xdist workers of one session (a lock file makes the second worker wait for the first build).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import shutil
+from dataclasses import fields
+from pathlib import Path
+
+from alignprep.synthetic import Layout, SyntheticDataset, SyntheticSpec, build_dataset
+
+_CACHE_DIR: list[Path] = []
+
+
+def set_cache_dir(path: Path) -> None:
+    """Where this session keeps the datasets it built (set once by ``conftest``)."""
+    _CACHE_DIR[:] = [path]
+
+
+def cached_dataset(
+    root: Path, spec: SyntheticSpec | None = None, layout: Layout | None = None
+) -> SyntheticDataset:
+    """The dataset of ``spec`` and ``layout`` under ``root``, as ``build_dataset`` writes it."""
+    spec, layout = spec or SyntheticSpec(), layout or Layout()
+    if not _CACHE_DIR:
+        return build_dataset(root, spec, layout)
+    key = hashlib.sha256(f"{spec!r}\n{layout!r}".encode()).hexdigest()[:16]
+    built = _CACHE_DIR[0] / key
+    built.parent.mkdir(parents=True, exist_ok=True)
+    with open(built.parent / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (built / "paths.json").is_file():
+            shutil.rmtree(built, ignore_errors=True)
+            ds = build_dataset(built / "ds", spec, layout)
+            rel = {f.name: str(getattr(ds, f.name).relative_to(ds.root)) for f in fields(ds)}
+            (built / "paths.json").write_text(json.dumps(rel))
+    shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
+    rel = json.loads((built / "paths.json").read_text())
+    return SyntheticDataset(**{name: Path(root) / p for name, p in rel.items()})
