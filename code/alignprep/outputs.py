@@ -348,3 +348,51 @@ def ccf_space_path(results_root: Path, mouse_id: str, channel: str) -> Path:
     return child(
         mouse_dir(results_root, mouse_id) / "ccf_space_histology", f"histology_{channel}.nrrd"
     )
+
+
+# --- channel regions from the histology track (not an alignment) ------------------------------
+
+CHANNEL_REGIONS_DIR = "regions_from_histology_track"
+"""Folder inside a probe folder: a separate ALF collection whose names no GUI reads."""
+
+
+def channel_regions_dir(probe: Path) -> Path:
+    """``<probe>/regions_from_histology_track``: channel regions before any alignment."""
+    return probe / CHANNEL_REGIONS_DIR
+
+
+def channel_regions_paths(probe: Path, suffix: str) -> dict[str, Path]:
+    """Per GUI shank: ``channels`` (JSON, every channel and unit), ``regions`` (CSV table)."""
+    base = channel_regions_dir(probe)
+    return {
+        "channels": base / f"histology_track_channels{suffix}.json",
+        "regions": base / f"histology_track_regions{suffix}.csv",
+    }
+
+
+def remove_dir(path: Path) -> None:
+    """Remove a folder this package wrote (missing is fine)."""
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def replace_dir(built: Path, target: Path) -> Path:
+    """Put the finished folder ``built`` (from :func:`temp_dir_beside`) at ``target``.
+
+    The old folder is first renamed to a temporary name, so a reader sees the old folder, no
+    folder, or the new one, never a mix; after a kill the next run removes the leftovers.
+    """
+    os.chmod(built, 0o777 & ~_umask())  # mkdtemp creates 0700; outputs are shared
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}{TEMP_MARK}old-", dir=target.parent))
+        os.replace(target, old / target.name)
+    os.replace(built, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
