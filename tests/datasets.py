@@ -1,9 +1,11 @@
 """Synthetic datasets built once per test session, copied wherever a test wants its own.
 
-``build_dataset`` is seeded and deterministic, and a dataset holds no absolute path, so a copy
-of one built earlier with the same spec and layout is the same dataset. Building costs 10-30 s
-(ephys analyzers, zarr chunks); copying 40 MB costs well under a second. The cache is shared by
-the xdist workers of one session (a lock file makes the second worker wait for the first build).
+``build_dataset`` is seeded and deterministic, so a copy of one built earlier with the same spec
+and layout is the same dataset, unless it holds its own absolute path (a ``file://`` image
+source): such a dataset is found when first built, and built afresh wherever it is wanted.
+Building costs 10-30 s (ephys analyzers, zarr chunks); copying 40 MB costs well under a second.
+The cache is shared by the xdist workers of one session (a lock file makes the second worker
+wait for the first build).
 """
 
 from __future__ import annotations
@@ -41,7 +43,17 @@ def cached_dataset(
             shutil.rmtree(built, ignore_errors=True)
             ds = build_dataset(built / "ds", spec, layout)
             rel = {f.name: str(getattr(ds, f.name).relative_to(ds.root)) for f in fields(ds)}
+            rel["relocatable"] = not _names_itself(ds.root)
             (built / "paths.json").write_text(json.dumps(rel))
-    shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
     rel = json.loads((built / "paths.json").read_text())
+    if not rel.pop("relocatable"):
+        return build_dataset(root, spec, layout)
+    shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
     return SyntheticDataset(**{name: Path(root) / p for name, p in rel.items()})
+
+
+def _names_itself(root: Path) -> bool:
+    """Whether a text file of the dataset (JSON, CSV) holds the dataset's absolute path."""
+    mark = str(root.resolve()).encode()
+    texts = (p for p in root.rglob("*") if p.suffix in (".json", ".csv") and p.is_file())
+    return any(mark in p.read_bytes() for p in texts)
