@@ -199,7 +199,12 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
     shutil.copytree(dataset.data_root, data)
     proc = _run(data, data / "alignprep_results")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert _report(data / "alignprep_results")["counts"] == {"ok": 9, "skipped": 0, "failed": 0}
+    report = _report(data / "alignprep_results")
+    assert report["counts"] == {"ok": 11, "skipped": 0, "failed": 0}  # 9 + channel regions
+    assert {i["name"] for i in report["items"] if i["name"].startswith("channel regions")} == {
+        f"channel regions {RECORDING}/ProbeA",
+        f"channel regions {RECORDING}/ProbeB",
+    }
     for collection, n_shanks in (("ProbeA", 1), ("ProbeB", 4)):
         probe = data / "alignprep_results" / MOUSE / RECORDING / collection
         assert probe.parents[3] == data
@@ -239,6 +244,11 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
 
     package = load_datapackage(data / "alignprep_results" / MOUSE, data_root=data)
     assert package.missing() == []
+    for collection, n_shanks in (("ProbeA", 1), ("ProbeB", 4)):  # every shank's regions listed
+        regions = package.document["probes"][RECORDING][collection]["channel_regions"]
+        suffixes = [""] if n_shanks == 1 else [f"_shank{n}" for n in range(1, n_shanks + 1)]
+        assert [s["suffix"] for s in regions["shanks"]] == suffixes
+        assert regions["folder"]["path"].endswith(f"{collection}/regions_from_histology_track")
 
 
 def test_changed_inputs_redo_exactly_what_depends_on_them(dataset, tmp_path):

@@ -86,7 +86,14 @@ def _as_list(value: Any) -> Any:
     return out
 
 
-SELECTOR_KINDS = {"histology": False, "ephys": None, "tracks": None, "probe": True, "mouse": True}
+SELECTOR_KINDS = {
+    "histology": False,
+    "ephys": None,
+    "tracks": None,
+    "channel_regions": None,
+    "probe": True,
+    "mouse": True,
+}
 
 
 def _selectors(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -97,7 +104,7 @@ def _selectors(value: tuple[str, ...]) -> tuple[str, ...]:
         if needs == "unknown" or (needs is True and not target) or (needs is False and colon):
             raise ValueError(
                 f"{selector!r} is not a selector; expected histology, ephys, tracks, "
-                "ephys:<recording>/<probe>, tracks:<recording>/<probe>, "
+                "channel_regions (each of the last three optionally :<recording>/<probe>), "
                 "probe:<recording>/<probe> or mouse:<id>"
             )
     return value
@@ -230,8 +237,9 @@ class PipelineConfig(_Section):
     )
     only: Selectors = Field(
         description="Run a slice of the plan (comma-separated): histology, ephys, tracks, "
-        "ephys:<recording>/<probe>, tracks:<recording>/<probe>, probe:<recording>/<probe> "
-        "(its ephys and tracks), mouse:<id>; empty = everything. "
+        "channel_regions (the last three optionally :<recording>/<probe>), "
+        "probe:<recording>/<probe> (its ephys, tracks and channel regions), mouse:<id>; "
+        "empty = everything. "
         "A slice writes no datapackage: merge slices with collect.",
         json_schema_extra={"expected": "a comma-separated list of selectors (blank = everything)"},
     )

@@ -370,6 +370,12 @@ def channel_regions_paths(probe: Path, suffix: str) -> dict[str, Path]:
     }
 
 
+def channel_regions_suffixes(folder: Path) -> list[str]:
+    """The GUI shank suffixes of the per-shank files in a channel regions folder."""
+    prefix, ext = "histology_track_channels", ".json"
+    return [p.name[len(prefix) : -len(ext)] for p in folder.glob(f"{prefix}*{ext}")]
+
+
 def remove_dir(path: Path) -> None:
     """Remove a folder this package wrote (missing is fine)."""
     shutil.rmtree(path, ignore_errors=True)

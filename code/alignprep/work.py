@@ -111,6 +111,27 @@ class TrackWork(Work):
 
 
 @dataclass(frozen=True)
+class ChannelRegionsWork(Work):
+    """The channel and unit regions of one probe folder from its histology tracks (after the
+    tracks: it reads their ``xyz_picks``), for every manifest row of that folder."""
+
+    kind: ClassVar[str] = "channel_regions"
+    phase: ClassVar[int] = 2
+    recording_id: str = ""
+    collection: str = ""
+    rows: tuple[ManifestRow, ...] = ()
+
+    @property
+    def probe(self) -> str:
+        """``<recording_id>/<ephys_collection>`` for logs and reports."""
+        return f"{self.recording_id}/{self.collection}"
+
+    def params(self) -> dict[str, Any]:
+        rows = [asdict(r) for r in self.rows]  # lines too: the outputs name them
+        return {"kind": self.kind, "probe": self.probe, "rows": rows}
+
+
+@dataclass(frozen=True)
 class RunContext:
     """What a stage without a mouse context needs (ephys): the config and its thread budget."""
 
@@ -121,6 +142,11 @@ class RunContext:
 def probe_work_name(recording_id: str, collection: str) -> str:
     """The report name of a probe folder's ephys work."""
     return f"ephys {recording_id}/{collection}"
+
+
+def channel_regions_work_name(recording_id: str, collection: str) -> str:
+    """The report name of a probe folder's channel regions work."""
+    return f"channel regions {recording_id}/{collection}"
 
 
 def track_work_name(row: ManifestRow, suffix: str) -> str:

@@ -24,12 +24,13 @@ from alignprep.inputs.manifest import read_manifest
 from alignprep.space import atlas
 from alignprep.stages.channel_regions import ChannelRegionsResult, run_channel_regions
 from alignprep.stages.context import MouseContext
-from alignprep.stages.probes import run_probes
 from alignprep.synthetic import SyntheticDataset
 from alignprep.synthetic.probe_folders import shell_ids_at, write_channel_table, write_units
 from alignprep.synthetic.volumes import SHELLS, brain_volumes
 
 from .. import ibl_track_rule
+from ..plan_runner import run_plan
+from ..test_rerun_dependencies import annotation
 from .conftest import stage_config
 
 RECORDING = "ecephys_000123_2025-01-15_10-00-00"
@@ -49,9 +50,13 @@ class Run:
             folder = self.probe(collection)
             write_channel_table(folder, kind, n_ch)
             self.units[collection] = write_units(folder, n_ch, n_units, seed=n_ch)
-        self.ctx = MouseContext.prepare(self.config, self.manifest)
-        tracks = run_probes(self.config, self.manifest, self.ctx)
-        assert all(t.status == "ok" for t in tracks), [t.reason for t in tracks]
+        only = self.config.model_copy(update={"only": ("tracks", "channel_regions")})
+        plan, result = run_plan(only, self.manifest)  # the real plan: tracks, then regions
+        self.items = {item.name: item for item in result.items}
+        assert all(i.status.value == "ok" for i in result.items), [
+            (i.name, i.reason) for i in result.items
+        ]
+        self.ctx: MouseContext = plan.mice[0].report.context
 
     def probe(self, collection: str) -> Path:
         return outputs.probe_dir(self.results, self.manifest.mouse_id, RECORDING, collection)
@@ -73,6 +78,22 @@ def warped_run(warped: SyntheticDataset, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def affine_run(affine_only: SyntheticDataset, tmp_path_factory: pytest.TempPathFactory) -> Run:
     return Run(affine_only, tmp_path_factory.mktemp("regions_affine"))
+
+
+def test_the_run_places_every_probe_folder_it_planned(warped_run):
+    """The plan has one channel regions item per probe folder; each wrote its shanks' files."""
+    regions = {n: i for n, i in warped_run.items.items() if i.stage == "channel_regions"}
+    assert sorted(regions) == [f"channel regions {RECORDING}/{c}" for c in sorted(LAYOUTS)]
+    mouse = outputs.mouse_dir(warped_run.results, warped_run.manifest.mouse_id)
+    for collection in LAYOUTS:
+        item = regions[f"channel regions {RECORDING}/{collection}"]
+        folder = outputs.channel_regions_dir(warped_run.probe(collection))
+        assert sorted(mouse / f for f in item.files) == sorted(
+            p for p in folder.iterdir() if p.is_file()
+        )
+    n_shanks = {c: len(outputs.channel_regions_suffixes(outputs.channel_regions_dir(
+        warped_run.probe(c)))) for c in LAYOUTS}  # fmt: skip
+    assert n_shanks == {"ProbeA": 1, "ProbeB": 4}
 
 
 def _docs(run: Run) -> list[tuple[str, dict]]:
@@ -242,6 +263,32 @@ def test_same_inputs_same_bytes(warped_run):
     first = {p.name: p.read_bytes() for p in folder.iterdir()}
     warped_run.regions("ProbeB")
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == first
+
+
+def test_a_rerun_places_again_exactly_the_folders_whose_inputs_changed(warped, tmp_path):
+    """Regions read the tracks' picks and the ephys tables (outputs, not data_root inputs): the
+    re-run fingerprint holds their digests, so editing either re-runs exactly that folder."""
+    data = tmp_path / "data"
+    shutil.copytree(warped.data_root, data)
+    run = Run(replace(warped, data_root=data), tmp_path / "results")
+    config = run.config.model_copy(update={"only": ("tracks", "channel_regions")})
+
+    def statuses() -> dict[str, str]:
+        _, result = run_plan(config, run.manifest)
+        return {i.name: i.status.value for i in result.items if i.stage == "channel_regions"}
+
+    a, b = (f"channel regions {RECORDING}/{c}" for c in ("ProbeA", "ProbeB"))
+    assert statuses() == {a: "skipped", b: "skipped"}
+    annotation(data)  # ProbeA's tip moves: its track and then its regions re-run
+    assert statuses() == {a: "ok", b: "skipped"}
+    metrics = run.probe("ProbeB") / "clusters.metrics.csv"
+    table = pd.read_csv(metrics)
+    table["label"] = 1 - table["label"]  # the ephys stage relabelled every unit
+    table.to_csv(metrics, index=False)
+    assert statuses() == {a: "skipped", b: "ok"}
+    doc = run.shank_doc("ProbeB", "_shank1")
+    good = {u["cluster_id"]: u["good"] for u in doc["units"]}
+    assert good == {int(i): bool(v == 1) for i, v in table["label"].items() if i in good}
 
 
 # --- bad inputs: a clear error for that probe (or shank) only ---------------------------------

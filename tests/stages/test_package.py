@@ -38,9 +38,9 @@ from ..plan_runner import run_track_list
 from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
-SCHEMA_FILE = (
-    Path(alignprep.__file__).parent / "schemas" / "datapackage-4.1.0.schema.json"
-)  # read from disk, not through the package's loader
+SCHEMAS = Path(alignprep.__file__).parent / "schemas"  # read from disk, not through the loader
+SCHEMA_FILE = SCHEMAS / "datapackage-4.2.0.schema.json"
+OLD_SCHEMA_FILE = SCHEMAS / "datapackage-4.1.0.schema.json"
 REG_CHANNEL, OTHER_CHANNEL = "Ex_639_Em_667", "Ex_488_Em_525"
 SHANK_PITCH_UM = 250.0
 
@@ -171,12 +171,37 @@ def _on_disk(tree: Tree) -> dict:
 def test_written_package_validates_against_the_shipped_schema(tree, written):
     schema = json.loads(SCHEMA_FILE.read_text())
     Draft202012Validator.check_schema(schema)
-    assert "4.1.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
+    assert "4.2.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
     doc = _on_disk(tree)
     assert doc == written.document
     assert sorted(Draft202012Validator(schema).iter_errors(doc), key=str) == []
-    assert doc["schema_version"] == "4.1.0" and doc["mouse_id"] == MOUSE
+    assert doc["schema_version"] == "4.2.0" and doc["mouse_id"] == MOUSE
     assert doc["platform"] == "local"  # data_root is a tmp folder, not /data
+
+
+def test_the_4_2_layout_is_4_1_plus_channel_regions_only(tree, written, tmp_path):
+    """Backward compatible: without channel_regions the document is a valid 4.1.0 one, and a
+    4.1.0 document still loads."""
+    doc = _on_disk(tree)
+    old = json.loads(json.dumps(doc))
+    old["schema_version"] = "4.1.0"
+    for collections in old["probes"].values():
+        for probe in collections.values():
+            assert "channel_regions" in probe
+            del probe["channel_regions"]
+    old_schema = json.loads(OLD_SCHEMA_FILE.read_text())
+    assert sorted(Draft202012Validator(old_schema).iter_errors(old), key=str) == []
+    new_schema = json.loads(SCHEMA_FILE.read_text())
+    for key in ("$schema", "required", "additionalProperties"):
+        assert new_schema[key] == old_schema[key]
+    new_probe = {**new_schema["$defs"]["probe"]}
+    new_probe["properties"] = {
+        k: v for k, v in new_probe["properties"].items() if k != "channel_regions"
+    }
+    assert new_probe == old_schema["$defs"]["probe"]
+    path = tmp_path / "datapackage.json"
+    path.write_text(json.dumps(old))
+    assert load_datapackage(path, tree.data).document["schema_version"] == "4.1.0"
 
 
 def test_every_reference_is_relative_and_resolves(tree, written):
@@ -485,7 +510,7 @@ def test_malformed_packages_are_rejected(tree, written, tmp_path, mutate):
     assert schema_errors(doc)
     path = tmp_path / "datapackage.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(InputError, match=re.escape("datapackage-4.1.0")) as err:
+    with pytest.raises(InputError, match=re.escape("datapackage-4.2.0")) as err:
         load_datapackage(path)
     assert str(path) in str(err.value)
     if mutate.__name__ != "unknown_asset":  # cross-field: only the loader sees it

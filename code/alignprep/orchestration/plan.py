@@ -2,7 +2,9 @@
 
 Phase 0 holds each mouse's histology and each probe folder's ephys; phase 1 the tracks, whose
 ``_shank{N}`` suffixes come from the probe folders' channel tables written in phase 0
-(:func:`resolve_tracks`). Items that validation refused are planned with their reason: they fail
+(:func:`resolve_tracks`); phase 2 each probe folder's channel regions, from its tracks' picks
+and its channel table (planned when ephys runs: without a channel table there is nothing to
+place). Items that validation refused are planned with their reason: they fail
 without running, and the run report says why. ``only`` selects a slice of the plan (a Code
 Ocean pipeline runs one slice per capsule, then ``--collect`` merges them).
 """
@@ -13,7 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import PipelineConfig
-from ..work import HistologyWork, TrackWork, Work, track_work_name
+from ..work import (
+    ChannelRegionsWork,
+    HistologyWork,
+    TrackWork,
+    Work,
+    channel_regions_work_name,
+    track_work_name,
+)
 
 if TYPE_CHECKING:
     from ..inputs.manifest import Manifest
@@ -54,6 +63,9 @@ class Plan:
     def phases(self) -> list[int]:
         """The phases that have work, ascending."""
         return sorted({w.phase for m in self.mice for w in m.items})
+
+
+PROBE_KINDS = ("ephys", "tracks", "channel_regions")  # the kinds a ``probe:`` selector takes
 
 
 def build_plan(config: PipelineConfig, validation: ValidationReport) -> Plan:
@@ -98,6 +110,8 @@ def plan_mouse(
         assert isinstance(work, TrackWork) and work.row is not None
         if work.row.line in row_errors:
             mp.errors[work.name] = row_errors[work.row.line]
+    if not config.skip_ephys:
+        mp.items += channel_regions_items(mouse.manifest)
     mp.items = [w for w in mp.items if selected(w, config.only)]
     return mp
 
@@ -115,6 +129,23 @@ def track_items(config: PipelineConfig, manifest: Manifest) -> list[Work]:
             problem=res.reason if res.status != "ok" else None,
         )
         for res in plan_tracks(config, manifest)
+    ]
+
+
+def channel_regions_items(manifest: Manifest) -> list[Work]:
+    """One item per probe folder, with every valid manifest row of that folder."""
+    folders: dict[tuple[str, str], list] = {}
+    for row in manifest.rows:
+        folders.setdefault((row.recording_id, row.ephys_collection), []).append(row)
+    return [
+        ChannelRegionsWork(
+            manifest.mouse_id,
+            channel_regions_work_name(rec, coll),
+            recording_id=rec,
+            collection=coll,
+            rows=tuple(rows),
+        )
+        for (rec, coll), rows in folders.items()
     ]
 
 
@@ -136,8 +167,8 @@ def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
 def selected(work: Work, only: tuple[str, ...]) -> bool:
     """Whether ``work`` belongs to the slice ``only`` (empty: everything).
 
-    Selectors: ``histology``, ``ephys``, ``tracks``, ``ephys:<recording>/<probe>``,
-    ``tracks:<recording>/<probe>``, ``probe:<recording>/<probe>`` (its ephys and its tracks),
+    Selectors: ``histology``, ``ephys``, ``tracks``, ``channel_regions``, each optionally with
+    ``:<recording>/<probe>``, ``probe:<recording>/<probe>`` (its ephys, tracks and regions),
     ``mouse:<id>``; an item is selected when one of the selectors of its kind (or of its mouse)
     matches and no ``mouse:`` selector excludes it.
     """
@@ -156,7 +187,7 @@ def selected(work: Work, only: tuple[str, ...]) -> bool:
         probe = work.probe  # type: ignore[attr-defined]
     for selector in kinds:
         kind, _, target = selector.partition(":")
-        if kind == "probe" and work.kind in ("ephys", "tracks") and target == probe:
+        if kind == "probe" and work.kind in PROBE_KINDS and target == probe:
             return True
         if kind == work.kind and (not target or target == probe):
             return True

@@ -12,7 +12,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import ExitCode, InputError
 from ..logs import get_logger
-from ..work import StageResult, Status, TrackWork
+from ..work import ChannelRegionsWork, StageResult, Status, TrackWork
 from .state import RunState
 
 if TYPE_CHECKING:
@@ -21,7 +21,12 @@ if TYPE_CHECKING:
 log = get_logger("orchestration.report")
 
 #: Report-name prefix of each stage kind -> its provenance stage.
-STAGE_OF = {"histology": "histology", "ephys": "ephys", "tracks": "tracks"}
+STAGE_OF = {
+    "histology": "histology",
+    "ephys": "ephys",
+    "tracks": "tracks",
+    "channel_regions": "channel_regions",
+}
 
 
 @dataclass
@@ -99,10 +104,15 @@ def package_mouse(
             else None
             for j in plan_ephys(plan.manifest)
         }
+    regions = [
+        (w.recording_id, w.collection)
+        for w in plan.phase(2)
+        if isinstance(w, ChannelRegionsWork) and w.name in done
+    ]
     mouse = outputs.mouse_dir(config.results_root, plan.mouse_id)
     start = _now()
     try:
-        package = write_datapackage(ctx, tracks, histology, ephys_dirs)
+        package = write_datapackage(ctx, tracks, histology, ephys_dirs, regions)
         span = (start, _now())
         if state.unchanged("datapackage", "", config.data_root, mouse):
             span = state.span("datapackage")  # same bytes as the run that wrote it

@@ -193,9 +193,14 @@ def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageRes
     """The stage result, or a failed one when the worker raised or died (its files removed)."""
     if isinstance(outcome, StageResult):
         return outcome
-    from ..stages import ephys, histology, probes
+    from ..stages import channel_regions, ephys, histology, probes
 
-    discard = {"histology": histology.discard, "ephys": ephys.discard, "tracks": probes.discard}
+    discard = {
+        "histology": histology.discard,
+        "ephys": ephys.discard,
+        "tracks": probes.discard,
+        "channel_regions": channel_regions.discard,
+    }
     discard[env.work.kind](config, env.work)
     reason = f"worker failed: {type(outcome).__name__}: {outcome}"
     log.error("%s: %s", env.work.name, reason)

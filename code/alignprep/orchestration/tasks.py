@@ -43,9 +43,14 @@ class Envelope:
 
 def stages() -> dict[str, Any]:
     """Stage kind -> ``run(ctx, work) -> StageResult``."""
-    from ..stages import ephys, histology, probes
+    from ..stages import channel_regions, ephys, histology, probes
 
-    return {"histology": histology.run, "ephys": ephys.run, "tracks": probes.run}
+    return {
+        "histology": histology.run,
+        "ephys": ephys.run,
+        "tracks": probes.run,
+        "channel_regions": channel_regions.run,
+    }
 
 
 def _now() -> str:
@@ -59,7 +64,7 @@ def run_envelope(env: Envelope) -> StageResult:
         configure_logging(cfg.log_level, outputs.log_path(cfg.results_root))
     mouse = outputs.mouse_dir(cfg.results_root, work.mouse_id)
     state = RunState(mouse)
-    fp = params_fingerprint({**work.params(), **stage_params(cfg, work)})
+    fp = params_fingerprint({**work.params(), **stage_params(cfg, work, state)})
     base = {"mouse_id": work.mouse_id, "stage": work.kind, "fingerprint": fp}
     if env.error:
         return StageResult(work.name, Status.FAILED, f"validation: {env.error}", **base)
@@ -104,8 +109,9 @@ def blas_threads(n_threads: int) -> AbstractContextManager[object]:
     return threadpool_limits(limits=n_threads)
 
 
-def stage_params(config: PipelineConfig, work: Work) -> dict[str, Any]:
-    """The parameters a stage's outputs depend on (part of the re-run fingerprint)."""
+def stage_params(config: PipelineConfig, work: Work, state: RunState) -> dict[str, Any]:
+    """The parameters a stage's outputs depend on (part of the re-run fingerprint), and for a
+    stage that reads earlier items' outputs, their digests (so it re-runs when they change)."""
     if work.kind == "histology":
         return {"histology": config.histology.model_dump(mode="json")}
     if work.kind == "tracks":
@@ -114,4 +120,10 @@ def stage_params(config: PipelineConfig, work: Work) -> dict[str, Any]:
         from ..stages.ephys import EphysSettings
 
         return {"ephys": dataclasses.asdict(EphysSettings.from_config(config))}
+    if work.kind == "channel_regions":
+        from ..stages.channel_regions import upstream_files
+
+        mouse = outputs.mouse_dir(config.results_root, work.mouse_id)
+        files = upstream_files(config, work)  # type: ignore[arg-type]
+        return {"upstream": {str(f.relative_to(mouse)): state.digests.file(f) for f in files}}
     return {}

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .. import outputs
+from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs.manifest import ManifestRow
 from ..inputs.references import CcfLabels
@@ -41,6 +42,7 @@ from ..logs import get_logger
 from ..space import atlas
 from ..space.histology_track import TIP_SIZE_UM, OrderedTrack, order_track
 from ..space.insertion import insertion_from_track
+from ..work import ChannelRegionsWork, StageResult, Status
 from . import region_tables as rt
 from .context import MouseContext
 from .shanks import suffix_from_channels, x_groups
@@ -378,3 +380,48 @@ def run_channel_regions(
         res.seconds = time.perf_counter() - t0_s
         return res
     return regions_for_probe(labels, probe_dir, rows)
+
+
+def run(ctx: MouseContext, work: ChannelRegionsWork) -> StageResult:
+    """The stage contract: the regions of one probe folder (``status`` failed when any shank
+    failed or the folder has no channel table; the good shanks' files are still listed)."""
+    config = ctx.config
+    probe = _probe_dir(config, work)
+    res = run_channel_regions(ctx, probe, list(work.rows))
+    if res.status == "skipped":
+        res.status, res.reason = "failed", f"{res.reason}; the ephys of this probe folder failed?"
+    mouse = outputs.mouse_dir(config.results_root, ctx.mouse_id)
+    return StageResult(
+        work.name,
+        Status.OK if res.status == "ok" else Status.FAILED,
+        res.reason,
+        seconds=res.seconds,
+        files=tuple(str(Path(p).relative_to(mouse)) for p in res.files),
+        warnings=tuple(res.warnings),
+    )
+
+
+def _probe_dir(config: PipelineConfig, work: ChannelRegionsWork) -> Path:
+    return outputs.probe_dir(config.results_root, work.mouse_id, work.recording_id, work.collection)
+
+
+#: What the stage reads from the probe folder besides the picks (outputs of the ephys stage).
+EPHYS_INPUTS = (
+    "channels.localCoordinates.npy",
+    "channels.shankInd.npy",
+    "clusters.channels.npy",
+    "clusters.metrics.csv",
+)
+
+
+def upstream_files(config: PipelineConfig, work: ChannelRegionsWork) -> list[Path]:
+    """The outputs of earlier items this one reads: its re-run fingerprint holds their digests."""
+    probe = _probe_dir(config, work)
+    files = [probe / name for name in EPHYS_INPUTS] + sorted(probe.glob("xyz_picks*.json"))
+    return [f for f in files if f.is_file()]
+
+
+def discard(config: PipelineConfig, work: ChannelRegionsWork) -> None:
+    """Remove the regions folder of a probe folder whose worker died mid-way."""
+    probe = _probe_dir(config, work)
+    outputs.remove_dir(outputs.channel_regions_dir(probe))

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlparse
 from ..errors import AlignprepError, InputError
 from ..outputs import DATAPACKAGE_NAME
 
-SCHEMA_VERSION = "4.1.0"
-SCHEMA_NAME = f"datapackage-{SCHEMA_VERSION}.schema.json"
+SCHEMA_VERSION = "4.2.0"  # 4.1.0 + per probe an optional channel_regions entry
+READABLE_VERSIONS = ("4.1.0", SCHEMA_VERSION)  # what load_datapackage accepts
 CODE_OCEAN_DATA = Path("/data")
 
 
@@ -35,21 +35,33 @@ class PackageError(AlignprepError):
 # --- schema ----------------------------------------------------------------------------------
 
 
+def schema_name(version: str = SCHEMA_VERSION) -> str:
+    """File name of the shipped schema of a layout version."""
+    return f"datapackage-{version}.schema.json"
+
+
 @cache
-def _schema_text() -> str:
-    return resources.files("alignprep").joinpath("schemas", SCHEMA_NAME).read_text("utf-8")
+def _schema_text(version: str) -> str:
+    return resources.files("alignprep").joinpath("schemas", schema_name(version)).read_text("utf-8")
 
 
-def schema() -> dict[str, Any]:
-    """The shipped JSON Schema (draft 2020-12) of the 4.1.0 layout (a fresh copy)."""
-    return json.loads(_schema_text())
+def schema(version: str = SCHEMA_VERSION) -> dict[str, Any]:
+    """The shipped JSON Schema (draft 2020-12) of a layout version (a fresh copy)."""
+    return json.loads(_schema_text(version))
+
+
+def document_version(document: Any) -> str:
+    """The readable layout a document declares, else the one this package writes."""
+    version = document.get("schema_version") if isinstance(document, dict) else None
+    return version if version in READABLE_VERSIONS else SCHEMA_VERSION
 
 
 def schema_errors(document: Any) -> list[str]:
-    """Every schema violation of ``document`` as ``<json pointer>: <message>`` (empty if valid)."""
+    """Every schema violation of ``document`` as ``<json pointer>: <message>`` (empty if valid),
+    against the schema of the version it declares (4.1.0 documents stay readable)."""
     from jsonschema import Draft202012Validator
 
-    validator = Draft202012Validator(schema())
+    validator = Draft202012Validator(schema(document_version(document)))
     errors = sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.path)))
     out = [f"/{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
     if not out:
@@ -156,7 +168,8 @@ def load_datapackage(path: Path, data_root: Path | None = None) -> DataPackage:
         raise InputError(f"cannot read JSON: {exc}", file=path) from None
     problems = schema_errors(document)
     if problems:
-        raise InputError(f"does not match {SCHEMA_NAME}: " + "; ".join(problems), file=path)
+        name = schema_name(document_version(document))
+        raise InputError(f"does not match {name}: " + "; ".join(problems), file=path)
     if data_root is None and document["platform"] == "code_ocean":
         data_root = CODE_OCEAN_DATA
     return DataPackage(path, document, None if data_root is None else Path(data_root))

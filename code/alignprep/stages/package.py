@@ -1,9 +1,10 @@
 """``datapackage.json``: the per-mouse index of what the GUIs read (outputs.md §7).
 
-The document follows the 4.1.0 layout and is checked against the JSON Schema shipped in
-``alignprep/schemas/``. Every file reference is ``{"asset": key | null, "path": relative}``: a
-null asset is relative to the mouse folder (where ``datapackage.json`` lives); otherwise ``key``
-names an ``external_assets`` entry and ``path`` is inside that asset's folder under ``data_root``.
+The document follows the 4.2.0 layout (4.1.0 with, per probe, an optional ``channel_regions``
+entry) and is checked against the JSON Schema shipped in ``alignprep/schemas/``. Every file
+reference is ``{"asset": key | null, "path": relative}``: a null asset is relative to the mouse
+folder (where ``datapackage.json`` lives); otherwise ``key`` names an ``external_assets`` entry
+and ``path`` is inside that asset's folder under ``data_root``.
 Nothing is written unless every referenced file exists and the document validates. Track success
 is keyed by (track, shank), i.e. by manifest row, so a failed shank never drops a good one. The
 bytes depend only on the inputs (no timestamps; keys sorted).
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -150,6 +151,7 @@ def _build(
     ctx: MouseContext,
     tracks: Sequence[TrackResult],
     ephys_dirs: Mapping[tuple[str, str], Path | None] | None,
+    regions: Collection[tuple[str, str]] = (),
 ) -> tuple[dict[str, Any], _Refs, dict[str, _Asset], PackageResult]:
     """The document (checksums not yet filled), its references and the groups left out."""
     cfg, mouse = ctx.config, ctx.mouse_id
@@ -183,6 +185,7 @@ def _build(
     for key, group in _groups(tracks).items():
         entry = _probe(ctx, key, group, ephys_dirs, refs, result)
         if entry is not None:
+            entry["channel_regions"] = _regions(ctx, key, refs) if key in regions else None
             probes.setdefault(key[0], {})[key[1]] = entry
     on_code_ocean = _relative(cfg.data_root, CODE_OCEAN_DATA) is not None
     document = {
@@ -267,6 +270,26 @@ def _probe(
     }
 
 
+def _regions(ctx: MouseContext, key: tuple[str, str], refs: _Refs) -> dict[str, Any] | None:
+    """The channel regions folder of a probe and its per-shank files (None if none written)."""
+    probe = outputs.probe_dir(ctx.config.results_root, ctx.mouse_id, *key)
+    folder = outputs.channel_regions_dir(probe)
+    suffixes = sorted(outputs.channel_regions_suffixes(folder))
+    if not suffixes:
+        return None
+    shanks = []
+    for suffix in suffixes:
+        paths = outputs.channel_regions_paths(probe, suffix)
+        shanks.append(
+            {
+                "suffix": suffix,
+                "channels": refs.local(paths["channels"]),
+                "regions": refs.local(paths["regions"]),
+            }
+        )
+    return {"folder": refs.local(folder, folder=True), "shanks": shanks}
+
+
 def _pick_order(res: TrackResult) -> tuple[int, int, str]:
     row = res.row
     hist = -1 if row.histology_shank is None else row.histology_shank
@@ -278,6 +301,7 @@ def write_datapackage(
     tracks: Sequence[TrackResult],
     histology: HistologyResult,
     ephys_dirs: Mapping[tuple[str, str], Path | None] | None = None,
+    regions: Collection[tuple[str, str]] = (),
 ) -> PackageResult:
     """Write ``<mouse>/datapackage.json`` for what ran; nothing at all on any error.
 
@@ -295,6 +319,9 @@ def write_datapackage(
         ``None`` when ephys was skipped (``ephys`` and ``channel_table`` are then null);
         otherwise the ALF folder of each ``(recording_id, ephys_collection)``, ``None`` for a
         probe whose extraction failed (that probe is left out, with a warning).
+    regions
+        The ``(recording_id, ephys_collection)`` whose channel regions succeeded: their
+        ``channel_regions`` entry lists the files; every other probe's is null.
 
     Raises
     ------
@@ -306,7 +333,7 @@ def write_datapackage(
         raise PackageError(
             f"datapackage.json not written: histology {histology.status} ({histology.reason})"
         )
-    document, refs, assets, result = _build(ctx, tracks, ephys_dirs)
+    document, refs, assets, result = _build(ctx, tracks, ephys_dirs, regions)
     missing = sorted(set(refs.missing()))
     if missing:
         raise PackageError(

@@ -78,10 +78,20 @@ STAGES: dict[str, _StageKind] = {
         "aind-ephys-ibl-gui-conversion",
         None,
     ),
+    "channel_regions": _StageKind(
+        "Other",
+        "alignprep channel regions",
+        "Each channel's and unit's brain region from the histology track alone (IBL's "
+        "'Histology track' rule: axial position + 200 um tip along the picks), in "
+        "regions_from_histology_track/ of each probe folder; not an ephys alignment.",
+        "iblatlas",
+        None,
+    ),
     "packaging": _StageKind(
         "Other",
         "alignprep packaging",
-        "datapackage.json index (schema 4.1.0) of the histology, transforms and probes.",
+        "datapackage.json index (schema 4.2.0) of the histology, transforms, probes and their "
+        "channel regions.",
         "jsonschema",
         "datapackage.json",
     ),

@@ -38,6 +38,14 @@ _UNITS = """\
 
 A pick file is `{"xyz_picks": [[x, y, z], ...]}`, entry first, deepest pick last. A suffix
 `_shank<N>` (N from 1) names the shank of a multi-shank probe.
+
+`<probe folder>/regions_from_histology_track/` holds where each channel and unit sits according
+to the histology track alone (IBL's "Histology track" rule), **before any alignment**: per shank
+`histology_track_channels<suffix>.json` (every channel: IBL bregma and CCF µm, Allen id and
+acronym, lateralized id, `beyond_track`; every unit: its peak channel's region) and
+`histology_track_regions<suffix>.csv` (one row per contiguous region along the shank), and the
+ALF datasets `channels.mlapdv`, `channels.brainLocationIds_ccf_2017`, `clusters.*` (int32 µm and
+Allen ids) of that separate collection. No GUI reads them, by design: they are not an alignment.
 """
 
 _GUIS = """\
@@ -184,6 +192,11 @@ def _probe_lines(results_root: Path, probe: Path) -> list[str]:
     else:
         ephys = "none (see `run_report.json`)"
     lines = [f"### Probe folder `{_rel(results_root, probe)}`", "", f"Ephys: {ephys}.", ""]
+    suffixes = outputs.channel_regions_suffixes(outputs.channel_regions_dir(probe))
+    if suffixes:
+        shanks = ", ".join(s.removeprefix("_shank") or "all" for s in sorted(suffixes))
+        where = f"`{outputs.CHANNEL_REGIONS_DIR}/`"
+        lines += [f"Channel regions from the histology track (shank {shanks}): {where}.", ""]
     if not picks:
         return [*lines, "No pick files (see `run_report.json`)."]
     lines += ["| shank | Allen GUI picks | IBL GUI picks |", "|---|---|---|"]
