@@ -14,10 +14,16 @@ import fcntl
 import hashlib
 import json
 import shutil
-from dataclasses import fields
 from pathlib import Path
 
-from alignprep.synthetic import Layout, SyntheticDataset, SyntheticSpec, build_dataset
+from alignprep.synthetic import (
+    Layout,
+    SyntheticDataset,
+    SyntheticSpec,
+    build_dataset,
+    build_or_reuse,
+    open_dataset,
+)
 
 _CACHE_DIR: list[Path] = []
 
@@ -39,17 +45,14 @@ def cached_dataset(
     built.parent.mkdir(parents=True, exist_ok=True)
     with open(built.parent / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (built / "paths.json").is_file():
-            shutil.rmtree(built, ignore_errors=True)
-            ds = build_dataset(built / "ds", spec, layout)
-            rel = {f.name: str(getattr(ds, f.name).relative_to(ds.root)) for f in fields(ds)}
-            rel["relocatable"] = not _names_itself(ds.root)
-            (built / "paths.json").write_text(json.dumps(rel))
-    rel = json.loads((built / "paths.json").read_text())
-    if not rel.pop("relocatable"):
+        ds, _ = build_or_reuse(built / "ds", spec, layout)
+        relocatable = built / "relocatable"
+        if not relocatable.is_file():
+            relocatable.write_text(json.dumps(not _names_itself(ds.root)))
+    if not json.loads(relocatable.read_text()):
         return build_dataset(root, spec, layout)
     shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
-    return SyntheticDataset(**{name: Path(root) / p for name, p in rel.items()})
+    return open_dataset(root)
 
 
 def _names_itself(root: Path) -> bool:

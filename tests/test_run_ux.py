@@ -108,7 +108,8 @@ def test_demo_runs_the_stages_and_twice_in_a_row(run_cli, tmp_path):
     assert written["data_root"] == str(tmp_path / "s" / "demo_dataset" / "data")
     picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
     assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
-    assert "9 ok, 0 unchanged, 0 failed" in first.stderr  # 5 tracks, histology, 2 ephys, package
+    # 5 tracks, histology, 2 ephys, 2 probe folders' channel regions, package
+    assert "11 ok, 0 unchanged, 0 failed" in first.stderr
     histology = tmp_path / "r" / "000123" / "image_space_histology"
     assert (histology / "labels_in_000123.nrrd").is_file()
     assert (histology / "histology_registration_pipeline.nrrd").is_file()
@@ -117,6 +118,7 @@ def test_demo_runs_the_stages_and_twice_in_a_row(run_cli, tmp_path):
         "--demo", "--results-root", str(tmp_path / "r"), "--scratch-root", str(tmp_path / "s")
     )
     assert second.returncode == 0, second.stderr[-3000:]
+    assert "demo dataset reused, built earlier by this code" in second.stderr
     report = _report(tmp_path / "r")
-    assert report["counts"]["failed"] == 0 and report["counts"]["skipped"] >= 8
-    assert _hashes(tmp_path / "r") == before  # the rebuilt demo dataset is the same dataset
+    assert report["counts"]["failed"] == 0 and report["counts"]["skipped"] >= 10
+    assert _hashes(tmp_path / "r") == before

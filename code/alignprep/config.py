@@ -249,7 +249,10 @@ class PipelineConfig(_Section):
         json_schema_extra={"expected": "a comma-separated list of folders (blank = none)"},
     )
     allow_partial: bool = Field(description="Exit 0 even when some items failed.")
-    demo: bool = Field(description="Build the synthetic demo dataset in scratch and run on it.")
+    demo: bool = Field(
+        description="Build the synthetic demo dataset in scratch (or reuse the one an earlier "
+        "demo built there with the same code) and run on it."
+    )
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = (
         Field(description="Logging verbosity.")
     )

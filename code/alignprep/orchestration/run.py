@@ -50,13 +50,15 @@ def log_parameters(config: PipelineConfig) -> None:
 
 
 def demo_config(config: PipelineConfig) -> PipelineConfig:
-    """Build the synthetic demo dataset in scratch and point the inputs at it."""
-    from ..synthetic import SyntheticSpec, build_dataset
+    """Build the synthetic demo dataset in scratch (or reuse the one an earlier demo built
+    there with the same code) and point the inputs at it."""
+    from ..synthetic import SyntheticSpec, build_or_reuse
 
     root = config.scratch_root / "demo_dataset"
-    with step("build synthetic demo dataset"):
-        dataset = build_dataset(root, SyntheticSpec(ephys_preset="test"))
-    log.info("demo dataset: %s (ground truth: %s)", dataset.data_root, dataset.truth_path)
+    with step("synthetic demo dataset"):
+        dataset, reused = build_or_reuse(root, SyntheticSpec(ephys_preset="test"))
+    how = "reused, built earlier by this code" if reused else "built"
+    log.info("demo dataset %s: %s (ground truth: %s)", how, dataset.data_root, dataset.truth_path)
     values = config.to_json_dict()
     values.pop("effective")
     values.pop("references")  # the demo's own: params.json defaults under the demo data root

@@ -15,7 +15,8 @@ their metadata is exact, and nothing reads them, which keeps datasets small.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+import shutil
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from .tracks import (
 from .volumes import brain_volumes, downsample2, write_ants_image, write_ccf_volumes, write_json
 from .volumes import write_ome_zarr as _write_ome_zarr
 
+BUILT_NAME = "built.json"  # written last: what built the dataset, and its paths (relative)
 REG_CHANNEL = "Ex_639_Em_667"
 OTHER_CHANNEL = "Ex_488_Em_525"
 LETTER_DIRECTION = {
@@ -116,6 +118,7 @@ def build_dataset(
     """Build the dataset of ``spec`` under ``root`` (``root/data`` + ``root/truth.json``)."""
     spec = spec or SyntheticSpec()
     layout = layout or Layout()
+    (Path(root) / BUILT_NAME).unlink(missing_ok=True)  # complete again only when written last
     rng = np.random.default_rng(spec.seed)
     data = Path(root) / "data"
     asset_name = (
@@ -246,7 +249,46 @@ def build_dataset(
     if layout.changed():
         truth["layout"] = {k: _jsonable(v) for k, v in layout.changed().items()}
     truth_path = write_json(Path(root) / "truth.json", truth)
-    return SyntheticDataset(Path(root), data, asset, manifest, state, truth_path)
+    dataset = SyntheticDataset(Path(root), data, asset, manifest, state, truth_path)
+    rel = {f.name: str(getattr(dataset, f.name).relative_to(root)) for f in fields(dataset)}
+    write_json(Path(root) / BUILT_NAME, {"built_by": _build_stamp(spec, layout), "paths": rel})
+    return dataset
+
+
+def open_dataset(root: Path) -> SyntheticDataset:
+    """A dataset built earlier under ``root`` (or copied there: its paths are relative).
+
+    Raises ``FileNotFoundError`` / ``ValueError`` when ``root`` holds no complete dataset.
+    """
+    rel = json.loads((Path(root) / BUILT_NAME).read_text())["paths"]
+    return SyntheticDataset(**{name: Path(root) / path for name, path in rel.items()})
+
+
+def build_or_reuse(
+    root: Path, spec: SyntheticSpec | None = None, layout: Layout | None = None
+) -> tuple[SyntheticDataset, bool]:
+    """The dataset of ``spec`` under ``root``, and whether it was reused.
+
+    Reused when ``root`` holds a complete dataset built from the same spec and layout by the
+    same alignprep sources (the builder is seeded: it would write the same bytes); otherwise
+    ``root`` is emptied and built anew.
+    """
+    spec, layout = spec or SyntheticSpec(), layout or Layout()
+    try:
+        built = json.loads((Path(root) / BUILT_NAME).read_text())["built_by"]
+    except (OSError, ValueError, KeyError, TypeError):
+        built = None
+    if built == _build_stamp(spec, layout):
+        return open_dataset(root), True
+    shutil.rmtree(root, ignore_errors=True)
+    return build_dataset(root, spec, layout), False
+
+
+def _build_stamp(spec: SyntheticSpec, layout: Layout) -> dict[str, str]:
+    from ..reads import code_identity
+
+    sources = code_identity()["alignprep_sources"]
+    return {"spec": repr(spec), "layout": repr(layout), "alignprep_sources": sources}
 
 
 def _jsonable(value: Any) -> Any:
