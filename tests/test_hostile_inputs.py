@@ -271,14 +271,20 @@ def test_sorted_asset_of_another_subject_fails_its_probe(dataset, clean_run, tmp
         and "mouseid is '000123'" in c["message"]
         for c in errors
     )
-    # a run fails both probes' ephys and writes nothing for them; histology and tracks are intact
+    # a run fails both probes' ephys and writes nothing for them; histology and tracks are
+    # intact; each folder's channel regions fail too, saying that its ephys failed
     proc = _run(data, results, "--allow-partial")
     assert proc.returncode == 0, proc.stderr[-3000:]
     items = {i["name"]: i for i in _report(results)["items"]}
     assert {n for n, i in items.items() if i["status"] == "failed"} == {
-        n for n in items if n.startswith("ephys ")
+        n for n in items if n.startswith(("ephys ", "channel regions "))
     }
+    for name, item in items.items():
+        if name.startswith("channel regions "):
+            assert "its probe folder's ephys failed" in item["reason"], item["reason"]
+            assert "654321" in item["reason"]  # the ephys item's own reason, carried over
     assert not list(results.rglob("spikes.*"))
+    assert not list(results.rglob(outputs.CHANNEL_REGIONS_DIR))
     clean = _hashes(clean_run)
     for rel, digest in _hashes(results).items():
         if "image_space_histology" in rel or "track_data" in rel:

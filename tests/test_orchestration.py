@@ -92,7 +92,7 @@ def test_slices_collected_give_the_one_capsule_bytes(dataset, serial, run_cli, t
     assert proc.returncode == 1, proc.stderr[-3000:]
     failed = [i for i in report(partial, manifest.mouse_id)["items"] if i["status"] == "failed"]
     assert failed and all("in no collected folder" in i["reason"] for i in failed)
-    assert {i["name"].split()[0] for i in failed} == {"ephys", "track"}  # every one not collected
+    assert {i["name"].split()[0] for i in failed} == {"ephys", "track", "channel"}  # all missing
 
 
 def test_an_unknown_selector_is_a_usage_error(dataset, run_cli, tmp_path):

@@ -3,9 +3,10 @@
 Order: the roots are checked before anything is written; the results root is locked; the
 log file opens; validation (the stages' own checks) builds what the plan needs; phase 0 runs
 every mouse's histology and every probe folder's ephys, phase 1 the tracks (their suffixes
-from the channel tables phase 0 wrote). One executor (serial, process pool, asyncio or Dask)
-serves the whole run. Each mouse gets its own datapackage, provenance and run report; a mouse
-that fails never stops the others.
+from the channel tables phase 0 wrote), phase 2 each probe folder's channel regions (from its
+picks and channel table; failed with the reason when its ephys failed). One executor (serial,
+process pool, asyncio or Dask) serves the whole run. Each mouse gets its own datapackage,
+provenance and run report; a mouse that fails never stops the others.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from threadpoolctl import threadpool_limits
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
-from ..work import StageResult, Status
+from ..work import ChannelRegionsWork, StageResult, Status, probe_work_name
 from .executors import Mode, open_executor
 from .lock import results_lock
-from .plan import Plan, build_plan, resolve_tracks
+from .plan import MousePlan, Plan, build_plan, resolve_tracks
 from .report import (
     ProcessResult,
     failed_result,
@@ -168,6 +169,9 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
             if phase == 1:
                 for mouse in plan.mice:
                     resolve_tracks(config, mouse)
+            if phase == 2:
+                for mouse in plan.mice:
+                    upstream_failures(mouse, result.items)
             envelopes = [
                 Envelope(
                     config,
@@ -189,6 +193,17 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
                     mouse_dir = outputs.mouse_dir(config.results_root, env.work.mouse_id)
                     record(states[env.work.mouse_id], item, mouse_dir)
                     result.items.append(item)
+
+
+def upstream_failures(mouse: MousePlan, done: list[StageResult]) -> None:
+    """A probe folder's channel regions fail without running when its ephys failed in this run
+    (there is no channel table to place), saying so."""
+    failed = {i.name: i.reason for i in done if i.status == Status.FAILED}
+    for work in mouse.phase(2):
+        if isinstance(work, ChannelRegionsWork):
+            ephys = probe_work_name(work.recording_id, work.collection)
+            if ephys in failed and work.name not in mouse.errors:
+                mouse.errors[work.name] = f"its probe folder's ephys failed ({failed[ephys]})"
 
 
 def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:
