@@ -43,6 +43,11 @@ def build_tree(root: Path, reverse: bool = False) -> dict[str, Path]:
         lambda: _touch(probes["single"] / "spikes.times.npy"),
         *[lambda n=n: _picks(probes["shanks"], f"_shank{n}") for n in (1, 2, 10)],
         lambda: _touch(probes["shanks"] / "spikes.times.npy"),
+        *[
+            lambda path=path: _touch(path)
+            for n in (1, 2, 10)
+            for path in outputs.channel_regions_paths(probes["shanks"], f"_shank{n}").values()
+        ],
         lambda: _picks(probes["no_spikes"], ""),
         lambda: _touch(probes["no_spikes"] / "channels.localCoordinates.npy"),
         lambda: _touch(probes["no_spikes"] / "sorting_error.txt"),
@@ -113,6 +118,15 @@ def test_says_what_ephys_each_folder_has(written):
     no_spikes = _section(text, _rel(root, probes["no_spikes"]))
     assert "`sorting_error.txt`" in no_spikes and "spikes, clusters" not in no_spikes
     assert "Ephys: none" in _section(text, _rel(root, probes["ibl_only"]))
+
+
+def test_says_where_the_channel_regions_are(written):
+    root, probes, text = written
+    shanks = _section(text, _rel(root, probes["shanks"]))
+    assert f"(shank 1, 2, 10): `{outputs.CHANNEL_REGIONS_DIR}/`" in shanks
+    for name in ("single", "no_spikes", "ibl_only"):
+        assert outputs.CHANNEL_REGIONS_DIR not in _section(text, _rel(root, probes[name]))
+    assert "before any alignment" in text
 
 
 def test_volumes_units_and_docs_pointer(written):

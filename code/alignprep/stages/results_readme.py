@@ -194,7 +194,8 @@ def _probe_lines(results_root: Path, probe: Path) -> list[str]:
     lines = [f"### Probe folder `{_rel(results_root, probe)}`", "", f"Ephys: {ephys}.", ""]
     suffixes = outputs.channel_regions_suffixes(outputs.channel_regions_dir(probe))
     if suffixes:
-        shanks = ", ".join(s.removeprefix("_shank") or "all" for s in sorted(suffixes))
+        ordered = sorted(suffixes, key=lambda s: (len(s), s))  # _shank2 before _shank10
+        shanks = ", ".join(s.removeprefix("_shank") or "all" for s in ordered)
         where = f"`{outputs.CHANNEL_REGIONS_DIR}/`"
         lines += [f"Channel regions from the histology track (shank {shanks}): {where}.", ""]
     if not picks:
