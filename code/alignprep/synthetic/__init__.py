@@ -31,6 +31,7 @@ from .layout import Layout, image_layers
 from .tracks import (
     TrackSpec,
     default_tracks,
+    four_probe_tracks,
     four_shank_tracks,
     single_shank_track,
     write_annotations,
@@ -80,6 +81,11 @@ class SyntheticSpec:
     def affine_only(self) -> SyntheticSpec:
         """The same dataset with zero displacement fields."""
         return replace(self, warp_amplitude_mm=0.0)
+
+    @classmethod
+    def four_probes(cls, seed: int = 0) -> SyntheticSpec:
+        """The test dataset with four probe folders (two NP1.0, two 4-shank NP2.0)."""
+        return cls(seed=seed, tracks=four_probe_tracks(), ephys_preset="four_probes")
 
     @classmethod
     def real_scale(cls, seed: int = 0) -> SyntheticSpec:

@@ -73,6 +73,10 @@ PRESETS = {
     # unit 1: positive-going; unit 2: peak about 0.8 x the noise std, so SI amplitudes flip sign
     "test": EphysPreset("test", 10.0, 48, 12, 6, 3, unit_scales=(1.0, -1.0, 0.08)),
     "benchmark": EphysPreset("benchmark", 120.0, 384, 96, 40, 10, probes=("ProbeA",), n_jobs=2),
+    # four probe folders of the test's size (C like A, D like B): the executors benchmark
+    "four_probes": EphysPreset(
+        "four_probes", 10.0, 48, 12, 6, 3, probes=("ProbeA", "ProbeB", "ProbeC", "ProbeD")
+    ),
 }
 
 
@@ -129,7 +133,8 @@ def build_ephys(
         "gain_uv": GAIN_UV,
         "probes": {},
     }
-    builders = {"ProbeA": _build_np1, "ProbeB": _build_np2}
+    builders = {"ProbeA": _build_np1, "ProbeB": _build_np2, "ProbeC": _build_np1}
+    builders["ProbeD"] = _build_np2
     with warnings.catch_warnings(), _single_threaded_blosc():
         warnings.simplefilter("ignore")  # SpikeInterface / codec chatter about the fake data
         for probe in spec.probes:

@@ -58,16 +58,18 @@ class TrackSpec:
         }
 
 
-def four_shank_tracks(ap_um: float, length_um: float) -> tuple[TrackSpec, ...]:
-    """A 4-shank NP2.0 probe ("ProbeB"): shanks 250 um apart in ML, right hemisphere."""
+def four_shank_tracks(
+    ap_um: float, length_um: float, probe: str = "ProbeB", ml_um: float = 6100.0
+) -> tuple[TrackSpec, ...]:
+    """A 4-shank NP2.0 probe (default "ProbeB"): shanks 250 um apart in ML, right hemisphere."""
     return tuple(
         TrackSpec(
-            f"ProbeB_{'abcd'[k]}",
-            "ProbeB_annotations",
-            "ProbeB",
+            f"{probe}_{'abcd'[k]}",
+            f"{probe}_annotations",
+            probe,
             k,
             k,
-            (6100.0 + 250.0 * k, ap_um),
+            (ml_um + 250.0 * k, ap_um),
             (0.0, -150.0, 2000.0),
             length_um,
         )
@@ -75,12 +77,14 @@ def four_shank_tracks(ap_um: float, length_um: float) -> tuple[TrackSpec, ...]:
     )
 
 
-def single_shank_track(ap_um: float, length_um: float, n_points: int) -> TrackSpec:
-    """An NP1.0 probe ("ProbeA", one shank) in the left hemisphere."""
+def single_shank_track(
+    ap_um: float, length_um: float, n_points: int, probe: str = "ProbeA"
+) -> TrackSpec:
+    """An NP1.0 probe (one shank, default "ProbeA") in the left hemisphere."""
     return TrackSpec(
-        "ProbeA_track",
-        "ProbeA_annotations",
-        "ProbeA",
+        f"{probe}_track",
+        f"{probe}_annotations",
+        probe,
         None,
         None,
         (4800.0, ap_um),
@@ -93,6 +97,16 @@ def single_shank_track(ap_um: float, length_um: float, n_points: int) -> TrackSp
 def default_tracks() -> tuple[TrackSpec, ...]:
     """An NP1.0 single-shank probe (left) and a 4-shank NP2.0 probe (right, 250 um pitch)."""
     return (single_shank_track(1700.0, 2200.0, 12), *four_shank_tracks(2300.0, 1800.0))
+
+
+def four_probe_tracks() -> tuple[TrackSpec, ...]:
+    """The default two probes, and two more of the same kinds 600 um further posterior
+    ("ProbeC", NP1.0 left; "ProbeD", 4-shank NP2.0 right): a mouse with four probe folders."""
+    return (
+        *default_tracks(),
+        single_shank_track(1100.0, 2200.0, 12, probe="ProbeC"),
+        *four_shank_tracks(1700.0, 1800.0, probe="ProbeD"),
+    )
 
 
 def sorted_recording(mouse_id: str) -> str:
