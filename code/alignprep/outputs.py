@@ -361,19 +361,23 @@ def channel_regions_dir(probe: Path) -> Path:
     return probe / CHANNEL_REGIONS_DIR
 
 
+_REGIONS_CHANNELS = ("histology_track_channels", ".json")  # name = stem + suffix + extension
+
+
 def channel_regions_paths(probe: Path, suffix: str) -> dict[str, Path]:
     """Per GUI shank: ``channels`` (JSON, every channel and unit), ``regions`` (CSV table)."""
     base = channel_regions_dir(probe)
+    stem, ext = _REGIONS_CHANNELS
     return {
-        "channels": base / f"histology_track_channels{suffix}.json",
+        "channels": base / f"{stem}{suffix}{ext}",
         "regions": base / f"histology_track_regions{suffix}.csv",
     }
 
 
 def channel_regions_suffixes(folder: Path) -> list[str]:
     """The GUI shank suffixes of the per-shank files in a channel regions folder."""
-    prefix, ext = "histology_track_channels", ".json"
-    return [p.name[len(prefix) : -len(ext)] for p in folder.glob(f"{prefix}*{ext}")]
+    stem, ext = _REGIONS_CHANNELS
+    return [p.name[len(stem) : -len(ext)] for p in folder.glob(f"{stem}*{ext}")]
 
 
 def remove_dir(path: Path) -> None:

@@ -20,14 +20,6 @@ if TYPE_CHECKING:
 
 log = get_logger("orchestration.report")
 
-#: Report-name prefix of each stage kind -> its provenance stage.
-STAGE_OF = {
-    "histology": "histology",
-    "ephys": "ephys",
-    "tracks": "tracks",
-    "channel_regions": "channel_regions",
-}
-
 
 @dataclass
 class ProcessResult:
@@ -147,7 +139,7 @@ def stage_runs(items: list[StageResult], data_root: Path) -> list:
 
     by_stage: dict[str, list[StageResult]] = {}
     for item in items:
-        stage = STAGE_OF.get(item.stage, item.stage)
+        stage = item.stage  # a work kind is its provenance stage (stages.provenance.STAGES)
         if stage and all(item.span):
             by_stage.setdefault(stage, []).append(item)
     runs = []

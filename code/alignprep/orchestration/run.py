@@ -33,7 +33,7 @@ from .report import (
     write_run_report,
 )
 from .state import RunState
-from .tasks import Envelope, run_envelope
+from .tasks import Envelope, run_envelope, stage_modules
 
 log = get_logger("orchestration")
 
@@ -210,15 +210,7 @@ def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageRes
     """The stage result, or a failed one when the worker raised or died (its files removed)."""
     if isinstance(outcome, StageResult):
         return outcome
-    from ..stages import channel_regions, ephys, histology, probes
-
-    discard = {
-        "histology": histology.discard,
-        "ephys": ephys.discard,
-        "tracks": probes.discard,
-        "channel_regions": channel_regions.discard,
-    }
-    discard[env.work.kind](config, env.work)
+    stage_modules()[env.work.kind].discard(config, env.work)
     reason = f"worker failed: {type(outcome).__name__}: {outcome}"
     log.error("%s: %s", env.work.name, reason)
     return failed_result(env.work.name, env.work.mouse_id, env.work.kind, reason)

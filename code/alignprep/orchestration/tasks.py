@@ -41,15 +41,15 @@ class Envelope:
     n_threads: int = 1
 
 
-def stages() -> dict[str, Any]:
-    """Stage kind -> ``run(ctx, work) -> StageResult``."""
+def stage_modules() -> dict[str, Any]:
+    """Stage kind -> its module: ``run(ctx, work) -> StageResult`` and ``discard(config, work)``."""
     from ..stages import channel_regions, ephys, histology, probes
 
     return {
-        "histology": histology.run,
-        "ephys": ephys.run,
-        "tracks": probes.run,
-        "channel_regions": channel_regions.run,
+        "histology": histology,
+        "ephys": ephys,
+        "tracks": probes,
+        "channel_regions": channel_regions,
     }
 
 
@@ -79,7 +79,7 @@ def run_envelope(env: Envelope) -> StageResult:
         t0_s, started = time.perf_counter(), _now()
         with recording() as reads, blas_threads(env.n_threads):
             replay(getattr(context, "reads", None) or Reads())
-            result = stages()[work.kind](context, work)
+            result = stage_modules()[work.kind].run(context, work)
         return dataclasses.replace(
             result,
             seconds=result.seconds or time.perf_counter() - t0_s,

@@ -49,6 +49,12 @@ from .shanks import suffix_from_channels, x_groups
 
 log = get_logger("stages.channel_regions")
 
+# What the stage reads from a probe folder besides the picks (written by the ephys stage).
+LOCAL_COORDINATES = "channels.localCoordinates.npy"
+SHANK_IND = "channels.shankInd.npy"
+CLUSTER_CHANNELS = "clusters.channels.npy"
+CLUSTER_METRICS = "clusters.metrics.csv"
+
 DESCRIPTION = (
     "First estimate of where each channel and unit sits, from the histology track alone (IBL's "
     "'Histology track' rule: channels placed along the picks by their axial position + 200 um "
@@ -74,8 +80,8 @@ class ChannelRegionsResult:
 
     ``ok``: every shank of its rows was placed. ``failed``: the folder or at least one shank
     failed (the good shanks' files are still written and listed). ``skipped``: the folder has
-    no channel table (ephys not extracted), nothing written. ``inputs`` are the probe-folder
-    files read (results of earlier stages, for the caller's fingerprint).
+    no channel table (ephys not extracted), nothing written. What it reads from the probe
+    folder is :func:`upstream_files` (their digests are its re-run fingerprint).
     """
 
     probe_dir: Path
@@ -85,7 +91,6 @@ class ChannelRegionsResult:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     shanks: list[ShankResult] = field(default_factory=list)
-    inputs: list[Path] = field(default_factory=list)
 
 
 # --- reading the probe folder ----------------------------------------------------------------
@@ -103,7 +108,7 @@ def read_local_coordinates(probe: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
     None when the folder has no channel table; ``InputError`` when it has no usable y.
     """
-    path = probe / "channels.localCoordinates.npy"
+    path = probe / LOCAL_COORDINATES
     if not path.is_file():
         return None
     xy = _load_npy(path, "(n_channels, 2) um")
@@ -116,7 +121,7 @@ def read_local_coordinates(probe: Path) -> tuple[np.ndarray, np.ndarray] | None:
     if not np.all(np.isfinite(xy)):
         rows = np.flatnonzero(~np.all(np.isfinite(xy), axis=1))
         raise InputError(f"rows {rows[:10].tolist()} are not finite; expected um", file=path)
-    shank_path = probe / "channels.shankInd.npy"
+    shank_path = probe / SHANK_IND
     shank = np.zeros(len(xy), dtype=np.int64)
     if shank_path.is_file():
         shank = _load_npy(shank_path, f"({len(xy)},) shank indices")
@@ -129,7 +134,7 @@ def read_local_coordinates(probe: Path) -> tuple[np.ndarray, np.ndarray] | None:
 
 def read_units(probe: Path, n_channels: int) -> tuple[rt.Units | None, list[str]]:
     """Peak channel and IBL good label of every cluster (None when the folder has no clusters)."""
-    path = probe / "clusters.channels.npy"
+    path = probe / CLUSTER_CHANNELS
     if not path.is_file():
         return None, []
     peak = _load_npy(path, "(n_clusters,) rows of channels.*")
@@ -140,7 +145,7 @@ def read_units(probe: Path, n_channels: int) -> tuple[rt.Units | None, list[str]
             f"peak channel {int(peak.max())} is past the {n_channels} rows of channels.*",
             file=path,
         )
-    metrics_path = probe / "clusters.metrics.csv"
+    metrics_path = probe / CLUSTER_METRICS
     if not metrics_path.is_file():
         return rt.Units(peak.astype(np.int64), None), [
             "no clusters.metrics.csv: good units unknown"
@@ -258,7 +263,7 @@ def regions_for_probe(
         table = read_local_coordinates(probe)
         if table is None:
             res.status = "skipped"
-            res.reason = f"no channels.localCoordinates.npy in {probe} (ephys not extracted)"
+            res.reason = f"no {LOCAL_COORDINATES} in {probe} (ephys not extracted)"
         else:
             content = _compute(labels, probe, rows, table, res)
     except InputError as exc:
@@ -285,11 +290,8 @@ def _compute(
     res: ChannelRegionsResult,
 ) -> dict[Path, bytes]:
     xy, shank_ind = table
-    res.inputs += [probe / "channels.localCoordinates.npy"]
     units, notes = read_units(probe, len(xy))
     res.warnings += notes
-    unit_files = [probe / "clusters.channels.npy", probe / "clusters.metrics.csv"]
-    res.inputs += [path for path in unit_files if path.is_file()]
     groups = x_groups(xy[:, 0])
     by_suffix: dict[str, list[ManifestRow]] = defaultdict(list)
     failures = []
@@ -305,7 +307,6 @@ def _compute(
         gui_shank = int(suffix.removeprefix("_shank")) - 1 if suffix else 0
         sr = ShankResult(suffix, tuple(r.line for r in shank_rows), "ok")
         picks_path = outputs.picks_paths(probe, suffix)["bregma"]
-        res.inputs.append(picks_path)
         try:
             channel_rows = np.flatnonzero(groups == gui_shank)
             shank, track, insertion = place_shank(labels, picks_path, gui_shank, channel_rows, xy)
@@ -405,19 +406,11 @@ def _probe_dir(config: PipelineConfig, work: ChannelRegionsWork) -> Path:
     return outputs.probe_dir(config.results_root, work.mouse_id, work.recording_id, work.collection)
 
 
-#: What the stage reads from the probe folder besides the picks (outputs of the ephys stage).
-EPHYS_INPUTS = (
-    "channels.localCoordinates.npy",
-    "channels.shankInd.npy",
-    "clusters.channels.npy",
-    "clusters.metrics.csv",
-)
-
-
 def upstream_files(config: PipelineConfig, work: ChannelRegionsWork) -> list[Path]:
     """The outputs of earlier items this one reads: its re-run fingerprint holds their digests."""
     probe = _probe_dir(config, work)
-    files = [probe / name for name in EPHYS_INPUTS] + sorted(probe.glob("xyz_picks*.json"))
+    names = (LOCAL_COORDINATES, SHANK_IND, CLUSTER_CHANNELS, CLUSTER_METRICS)
+    files = [probe / name for name in names] + sorted(probe.glob("xyz_picks*.json"))
     return [f for f in files if f.is_file()]
 
 

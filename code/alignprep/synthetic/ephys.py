@@ -133,8 +133,12 @@ def build_ephys(
         "gain_uv": GAIN_UV,
         "probes": {},
     }
-    builders = {"ProbeA": _build_np1, "ProbeB": _build_np2, "ProbeC": _build_np1}
-    builders["ProbeD"] = _build_np2
+    builders = {
+        "ProbeA": _build_np1,
+        "ProbeB": _build_np2,
+        "ProbeC": _build_np1,
+        "ProbeD": _build_np2,
+    }
     with warnings.catch_warnings(), _single_threaded_blosc():
         warnings.simplefilter("ignore")  # SpikeInterface / codec chatter about the fake data
         for probe in spec.probes:
