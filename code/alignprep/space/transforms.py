@@ -13,6 +13,9 @@ Points are LPS millimetres in the frame the registration was computed in; no sig
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +140,6 @@ def apply_to_volume_files(
     in-memory images keeps several working copies of both (double precision by default), about
     3x the memory at real scale. The output pixel type is float32, so no value is narrowed.
     """
-    from ants.internal import get_lib_fn
-
     args = [
         "-d",
         "3",
@@ -161,6 +162,37 @@ def apply_to_volume_files(
     ]
     for path, invert in zip(chain.files, chain.invert, strict=True):
         args += ["-t", f"[{path},1]" if invert else str(path)]
-    if get_lib_fn("antsApplyTransforms")(args) != 0:
+    if ants_tool("antsApplyTransforms")(args) != 0:
         raise RuntimeError(f"antsApplyTransforms failed: {moving} onto {reference}")
     return output
+
+
+ANTS_LIB = "ants.lib"  # antspyx's compiled module: every ANTs command-line tool as a function
+
+
+def ants_tool(name: str) -> Callable[[list[str]], int]:
+    """One of ANTs's command-line tools (``antsApplyTransforms`` ...) from antspyx's own library.
+
+    ``import ants`` runs the whole package (statsmodels, scipy.stats, matplotlib): 1.4-3.7 s of
+    CPU in every process that warps a volume, for a tool that needs only the compiled module.
+    This loads that module alone and registers it under its own name, so a later ``import ants``
+    in the same process finds and reuses it (never a second copy of the extension).
+    """
+    lib = sys.modules.get(ANTS_LIB)
+    if lib is None:
+        package = importlib.util.find_spec("ants")
+        if package is None or not package.submodule_search_locations:
+            raise RuntimeError("antspyx is not installed")
+        found = sorted(Path(package.submodule_search_locations[0]).glob("lib.*.so"))
+        if not found:
+            raise RuntimeError(f"antspyx's compiled library is missing from {package.origin}")
+        spec = importlib.util.spec_from_file_location(ANTS_LIB, found[0])
+        assert spec is not None and spec.loader is not None
+        lib = importlib.util.module_from_spec(spec)
+        sys.modules[ANTS_LIB] = lib
+        try:
+            spec.loader.exec_module(lib)
+        except BaseException:
+            del sys.modules[ANTS_LIB]
+            raise
+    return getattr(lib, name)
