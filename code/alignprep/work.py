@@ -13,6 +13,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from .inputs.manifest import ManifestRow
 
 
@@ -95,6 +97,14 @@ class EphysWork(Work):
 
 
 @dataclass(frozen=True)
+class ComputedTrack:
+    """One row's picks in every frame: validation computes them, the track item writes them."""
+
+    frames: dict[str, np.ndarray]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TrackWork(Work):
     """One manifest row's track, with the GUI shank suffix of its probe folder."""
 
@@ -103,6 +113,8 @@ class TrackWork(Work):
     row: ManifestRow | None = None
     suffix: str = ""
     problem: str | None = None  # cannot be planned (suffix, collision): fails with this reason
+    # the picks validation computed (None: the stage computes them); not part of the identity
+    computed: ComputedTrack | None = field(default=None, compare=False, repr=False)
 
     def params(self) -> dict[str, Any]:
         assert self.row is not None

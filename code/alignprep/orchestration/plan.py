@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..config import PipelineConfig
 from ..work import (
     ChannelRegionsWork,
+    ComputedTrack,
     HistologyWork,
     TrackWork,
     Work,
@@ -105,7 +106,7 @@ def plan_mouse(
     row_errors = {int(k): v for k, v in errors("row").items()}
     lines = {row.line for row in mouse.manifest.rows}
     mp.rejected_rows = {ln: r for ln, r in row_errors.items() if ln not in lines}
-    mp.items += track_items(config, mouse.manifest)
+    mp.items += track_items(config, mouse.manifest, mouse.tracks)
     for work in mp.phase(1):
         assert isinstance(work, TrackWork) and work.row is not None
         if work.row.line in row_errors:
@@ -116,8 +117,11 @@ def plan_mouse(
     return mp
 
 
-def track_items(config: PipelineConfig, manifest: Manifest) -> list[Work]:
-    """One track item per valid row, with its GUI shank suffix as the folder says today."""
+def track_items(
+    config: PipelineConfig, manifest: Manifest, computed: dict[int, ComputedTrack]
+) -> list[Work]:
+    """One track item per valid row, with its GUI shank suffix as the folder says today and the
+    picks validation computed for it."""
     from ..stages.probes import plan_tracks
 
     return [
@@ -127,6 +131,7 @@ def track_items(config: PipelineConfig, manifest: Manifest) -> list[Work]:
             row=res.row,
             suffix=res.suffix,
             problem=res.reason if res.status != "ok" else None,
+            computed=computed.get(res.row.line),
         )
         for res in plan_tracks(config, manifest)
     ]
@@ -156,7 +161,11 @@ def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
         for w in mouse.phase(1)
         if isinstance(w, TrackWork) and w.row is not None and w.name in mouse.errors
     }
-    fresh = [w for w in track_items(config, mouse.manifest) if selected(w, config.only)]
+    fresh = [
+        w
+        for w in track_items(config, mouse.manifest, mouse.report.tracks)
+        if selected(w, config.only)
+    ]
     for work in fresh:
         assert isinstance(work, TrackWork) and work.row is not None
         if work.row.line in errors_by_line:

@@ -227,7 +227,6 @@ def grid_found(grids: Any) -> str:
 
 def track_found(result: Any) -> str:
     """Picks and length of a computed track."""
-    frames, _ = result
-    spim = frames["spim_lps_mm"]
+    spim = result.frames["spim_lps_mm"]
     length_mm = float(sum(np.linalg.norm(np.diff(spim, axis=0), axis=1)))
     return f"{len(spim)} picks along {length_mm:.2f} mm"

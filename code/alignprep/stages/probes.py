@@ -23,7 +23,7 @@ from ..logs import get_logger
 from ..space import atlas
 from ..space.frames import lps_mm_to_ras_um
 from ..space.transforms import apply_to_points
-from ..work import StageResult, Status, TrackWork
+from ..work import ComputedTrack, StageResult, Status, TrackWork
 from .context import MouseContext
 from .shanks import gui_shank_suffixes
 
@@ -51,8 +51,60 @@ class TrackResult:
         return f"{r.recording_id}/{r.ephys_collection}/{r.histology_track_id}{self.suffix}"
 
 
+@dataclass(frozen=True)
+class _Picks:
+    """One row's picks before the transform chains: file, SPIM and registration-frame points."""
+
+    path: Path
+    layer: str
+    spim_lps_mm: np.ndarray
+    registration_lps_mm: np.ndarray
+    warnings: tuple[str, ...]
+
+
 def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
     """The picks of one row in every frame, and the warnings they raise."""
+    outcome = compute_tracks(ctx, [row])[row.line]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome.frames, list(outcome.warnings)
+
+
+def compute_tracks(
+    ctx: MouseContext, rows: list[ManifestRow]
+) -> dict[int, ComputedTrack | InputError | ValueError | OSError]:
+    """Every row's picks in every frame, by manifest line; a failing row gets its error.
+
+    All rows' points go through each transform chain in one ANTs call: ANTs reads every file of
+    a chain (each displacement field ~1 GB at real size) on every call, so one call per chain
+    per mouse, not per row. ANTs maps each point on its own, so the points are the same as
+    row by row.
+    """
+    outcomes: dict[int, ComputedTrack | InputError | ValueError | OSError] = {}
+    picks: dict[int, _Picks] = {}
+    for row in rows:
+        try:
+            picks[row.line] = _picks(ctx, row)
+        except (InputError, ValueError, OSError) as exc:
+            outcomes[row.line] = exc
+    if not picks:
+        return outcomes
+    registration = np.concatenate([p.registration_lps_mm for p in picks.values()])
+    ccf_all = apply_to_points(ctx.to_ccf, registration)
+    template_all = apply_to_points(ctx.to_template, registration)
+    start = 0
+    for line, p in picks.items():
+        stop = start + len(p.registration_lps_mm)
+        try:
+            outcomes[line] = _frames(ctx, p, ccf_all[start:stop], template_all[start:stop])
+        except InputError as exc:
+            outcomes[line] = exc
+        start = stop
+    return outcomes
+
+
+def _picks(ctx: MouseContext, row: ManifestRow) -> _Picks:
+    """One row's Neuroglancer points, checked, in the SPIM and registration frames."""
     cfg = ctx.config
     path = confine(ng.find_probe_file(cfg.data_root, row.probe_file), cfg.data_root, "probe_file")
     state = ng.read_state(path)
@@ -79,11 +131,15 @@ def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.nda
             **where,
         )
     registration = ctx.registration0.index_to_physical(idx0)
-    ccf = apply_to_points(ctx.to_ccf, registration)
+    return _Picks(path, row.histology_track_id, spim, registration, tuple(points.warnings))
+
+
+def _frames(ctx: MouseContext, p: _Picks, ccf: np.ndarray, template: np.ndarray) -> ComputedTrack:
+    """Every frame of one row from its mapped points, and the warnings they raise."""
     frames = {
-        "spim_lps_mm": spim,
-        "image_ras_um": lps_mm_to_ras_um(spim),
-        "template_lps_mm": apply_to_points(ctx.to_template, registration),
+        "spim_lps_mm": p.spim_lps_mm,
+        "image_ras_um": lps_mm_to_ras_um(p.spim_lps_mm),
+        "template_lps_mm": template,
         "ccf_lps_mm": ccf,
         "ccf_um": atlas.ccf_lps_mm_to_ccf_um(ccf),
         "bregma_um": atlas.ccf_lps_mm_to_bregma_um(ccf),
@@ -94,9 +150,10 @@ def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.nda
         raise InputError(
             f"picks {np.flatnonzero(bad).tolist()} fall outside the Allen-25 volume "
             f"in bregma coordinates (the IBL GUI fails there)",
-            **where,
+            file=p.path,
+            layer=p.layer,
         )
-    warnings = list(points.warnings)
+    warnings = list(p.warnings)
     if bregma[0, 2] < bregma[-1, 2]:
         warnings.append("the first pick is deeper than the last; picks should go entry -> tip")
     if np.mean(bregma[:, 2] > 0) > 0.5:
@@ -104,7 +161,7 @@ def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.nda
     in_brain = float(np.mean(ctx.labels.ids_at(ccf) != 0))
     if in_brain <= 0.5:
         warnings.append(f"only {in_brain:.0%} of the picks fall in labelled brain")
-    return frames, [f"{path.name}:{row.histology_track_id}: {w}" for w in warnings]
+    return ComputedTrack(frames, tuple(f"{p.path.name}:{p.layer}: {w}" for w in warnings))
 
 
 def write_track(
@@ -167,10 +224,13 @@ def plan_tracks(config: PipelineConfig, manifest: Manifest) -> list[TrackResult]
     return results
 
 
-def process_row(ctx: MouseContext, res: TrackResult) -> None:
-    """Compute and write one planned track; a failure is recorded on ``res``, not raised."""
+def process_row(ctx: MouseContext, res: TrackResult, computed: ComputedTrack | None) -> None:
+    """Write one planned track (computed here unless validation did); failures go on ``res``."""
     try:
-        frames, warnings = compute_track(ctx, res.row)
+        if computed is None:
+            frames, warnings = compute_track(ctx, res.row)
+        else:
+            frames, warnings = computed.frames, list(computed.warnings)
         res.files = write_track(ctx, res.row, res.suffix, frames)
         res.warnings = warnings
         res.points = {k: v.tolist() for k, v in frames.items()}
@@ -215,7 +275,7 @@ def run(ctx: MouseContext, work: TrackWork) -> StageResult:
     if work.problem:
         fail_track(ctx.config, ctx.mouse_id, res, work.problem)
     else:
-        process_row(ctx, res)
+        process_row(ctx, res, work.computed)
     log_results([res])
     mouse = outputs.mouse_dir(ctx.config.results_root, ctx.mouse_id)
     return StageResult(

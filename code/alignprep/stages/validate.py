@@ -25,6 +25,7 @@ from ..inputs.references import check_lca_template
 from ..inputs.transform_check import check_transforms
 from ..logs import get_logger, heartbeat
 from ..reads import note_listing
+from ..work import ComputedTrack
 from . import checks as run_checks
 from .context import MouseContext
 
@@ -54,6 +55,7 @@ class MouseReport:
     manifest: Manifest | None = None
     context: MouseContext | None = None
     probe_zarrs: dict[str, list[Path]] = field(default_factory=dict)  # raw zarrs per probe
+    tracks: dict[int, ComputedTrack] = field(default_factory=dict)  # manifest line -> picks
 
     @property
     def mouse_id(self) -> str:
@@ -245,7 +247,7 @@ def validate(config: PipelineConfig) -> ValidationReport:
 def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport) -> MouseReport:
     """The checks of one mouse's manifest, asset, transforms, references, probes and tracks."""
     from .histology import Grids
-    from .probes import compute_track
+    from .probes import compute_tracks
     from .shanks import gui_shank_suffixes
 
     mouse = MouseReport(path)
@@ -305,19 +307,29 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
         run_checks.check_subjects(config, mouse, report)
         run_checks.check_probes(config, mouse, report)
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
+    rows = [row for row in manifest.rows if row.line not in suffix_problems]
+    # every row in one pass through each chain (the mouse-level transform errors say why not)
+    outcomes = compute_tracks(ctx, rows) if transforms.ok else {}
+
+    def outcome(line: int) -> ComputedTrack:
+        found = outcomes[line]
+        if isinstance(found, Exception):
+            raise found
+        return found
+
     for row in manifest.rows:
         key = str(row.line)
         if row.line in suffix_problems:
             report.add("row", "GUI shank", "error", suffix_problems[row.line], key, mid)
             continue
-        if not transforms.ok:  # the mouse-level transform errors say why
+        if row.line not in outcomes:
             continue
         name = f"track {row.histology_track_id}{suffixes[row.line]}"
-        result = report.guard("row", name, key, mid, run_checks.track_found)(
-            compute_track, ctx, row
-        )
-        for warning in result[1] if result else []:
-            report.add("row", "track", "warning", warning, key, mid)
+        computed = report.guard("row", name, key, mid, run_checks.track_found)(outcome, row.line)
+        if computed is not None:
+            mouse.tracks[row.line] = computed
+            for warning in computed.warnings:
+                report.add("row", "track", "warning", warning, key, mid)
     return mouse
 
 
