@@ -22,8 +22,9 @@ from alignprep.orchestration.plan import Plan, plan_mouse
 from alignprep.orchestration.report import ProcessResult
 from alignprep.orchestration.run import execute
 from alignprep.stages.context import MouseContext
+from alignprep.stages.probes import compute_tracks
 from alignprep.stages.validate import MouseReport
-from alignprep.work import EphysWork, StageResult, TrackWork
+from alignprep.work import ComputedTrack, EphysWork, StageResult, TrackWork
 
 
 @dataclass
@@ -80,7 +81,12 @@ def run_plan(
             plan.stopped[manifest.mouse_id] = str(exc)
             ctx = None
     if manifest.mouse_id not in plan.stopped:
-        plan.mice.append(plan_mouse(config, MouseReport(manifest.path, manifest, ctx)))
+        report = MouseReport(manifest.path, manifest, ctx)
+        if ctx is not None:  # as validation does: every row at once (a failing row is computed
+            # again by its track item, which then fails with the same reason)
+            computed = compute_tracks(ctx, list(manifest.rows))
+            report.tracks = {k: v for k, v in computed.items() if isinstance(v, ComputedTrack)}
+        plan.mice.append(plan_mouse(config, report))
     result = ProcessResult()
     execute(config, plan, result)
     return plan, result

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from .inputs.manifest import ManifestRow
+    from .reads import Reads
 
 
 class Status(StrEnum):
@@ -102,6 +103,7 @@ class ComputedTrack:
 
     frames: dict[str, np.ndarray]
     warnings: tuple[str, ...] = ()
+    reads: Reads | None = None  # what computing them read: the track item's re-run inputs
 
 
 @dataclass(frozen=True)

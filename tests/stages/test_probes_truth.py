@@ -9,6 +9,7 @@ import pytest
 import SimpleITK as sitk
 
 from alignprep import outputs
+from alignprep.errors import InputError
 from alignprep.space.transforms import Chain, Registration, apply_to_points
 from alignprep.synthetic import SyntheticSpec
 
@@ -161,3 +162,37 @@ def test_voxel_origin_corner_is_handled_explicitly(tmp_path):
         # the wrong convention moves every pick by half a level-0 voxel (~1.4 um in image space)
         shift = np.abs(np.asarray(wrong[track_id].points["image_ras_um"]) - truth["image_ras_um"])
         assert np.allclose(shift, [0.9, 0.9, 1.0], atol=1e-6)
+
+
+def test_all_rows_in_one_pass_equal_row_by_row(warped, tmp_path, monkeypatch):
+    """Validation maps every row of a mouse through each chain in one ANTs call (ANTs reads
+    every transform file per call): the points are exactly those of one call per row, and a
+    failing row neither changes nor stops the others."""
+    import dataclasses
+
+    from alignprep.inputs.manifest import read_manifest
+    from alignprep.stages import probes
+    from alignprep.stages.context import MouseContext
+
+    from .conftest import stage_config
+
+    config = stage_config(warped.data_root, tmp_path / "out")
+    manifest = read_manifest(warped.data_root / "manifest.csv")
+    ctx = MouseContext.prepare(config, manifest)
+    rows = list(manifest.rows)
+    bad = dataclasses.replace(rows[0], histology_track_id="no_such_layer", line=999)
+    one_by_one = {row.line: probes.compute_tracks(ctx, [row])[row.line] for row in rows}
+    calls = []
+    mapped = probes.apply_to_points
+    monkeypatch.setattr(probes, "apply_to_points", lambda *a: calls.append(1) or mapped(*a))
+    together = probes.compute_tracks(ctx, [rows[0], bad, *rows[1:]])
+    assert len(calls) == 2  # one call per chain (to CCF, to the template) for all rows
+    assert isinstance(together.pop(999), InputError)
+    assert set(together) == set(one_by_one) and len(rows) > 1
+    for line, computed in together.items():
+        alone = one_by_one[line]
+        assert computed.warnings == alone.warnings
+        assert computed.frames.keys() == alone.frames.keys()
+        for frame, points in computed.frames.items():
+            np.testing.assert_array_equal(points, alone.frames[frame], err_msg=frame)
+        assert computed.reads is not None and computed.reads.entries  # the item's re-run inputs

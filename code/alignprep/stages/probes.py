@@ -8,6 +8,7 @@ outputs are removed so nothing partial is left looking valid.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..inputs import neuroglancer as ng
 from ..inputs.locate import confine
 from ..inputs.manifest import Manifest, ManifestRow
 from ..logs import get_logger
+from ..reads import Reads, recording, replay
 from ..space import atlas
 from ..space.frames import lps_mm_to_ras_um
 from ..space.transforms import apply_to_points
@@ -81,22 +83,28 @@ def compute_tracks(
     row by row.
     """
     outcomes: dict[int, ComputedTrack | InputError | ValueError | OSError] = {}
-    picks: dict[int, _Picks] = {}
+    picks: dict[int, tuple[_Picks, Reads]] = {}
     for row in rows:
         try:
-            picks[row.line] = _picks(ctx, row)
+            with recording() as reads:
+                picks[row.line] = (_picks(ctx, row), reads)
         except (InputError, ValueError, OSError) as exc:
             outcomes[row.line] = exc
     if not picks:
         return outcomes
-    registration = np.concatenate([p.registration_lps_mm for p in picks.values()])
-    ccf_all = apply_to_points(ctx.to_ccf, registration)
-    template_all = apply_to_points(ctx.to_template, registration)
+    with recording() as shared:
+        registration = np.concatenate([p.registration_lps_mm for p, _ in picks.values()])
+        ccf_all = apply_to_points(ctx.to_ccf, registration)
+        template_all = apply_to_points(ctx.to_template, registration)
     start = 0
-    for line, p in picks.items():
+    for line, (p, reads) in picks.items():
         stop = start + len(p.registration_lps_mm)
         try:
-            outcomes[line] = _frames(ctx, p, ccf_all[start:stop], template_all[start:stop])
+            with recording() as own:
+                computed = _frames(ctx, p, ccf_all[start:stop], template_all[start:stop])
+            own.merge(reads)
+            own.merge(shared)
+            outcomes[line] = dataclasses.replace(computed, reads=own)
         except InputError as exc:
             outcomes[line] = exc
         start = stop
@@ -229,7 +237,8 @@ def process_row(ctx: MouseContext, res: TrackResult, computed: ComputedTrack | N
     try:
         if computed is None:
             frames, warnings = compute_track(ctx, res.row)
-        else:
+        else:  # what validation read to compute them is what this item depends on
+            replay(computed.reads or Reads())
             frames, warnings = computed.frames, list(computed.warnings)
         res.files = write_track(ctx, res.row, res.suffix, frames)
         res.warnings = warnings
