@@ -24,7 +24,7 @@ from alignprep.orchestration.run import execute
 from alignprep.stages.context import MouseContext
 from alignprep.stages.probes import compute_tracks
 from alignprep.stages.validate import MouseReport
-from alignprep.work import ComputedTrack, EphysWork, StageResult, TrackWork
+from alignprep.work import ComputedTrack, EphysWork, StageResult
 
 
 @dataclass
@@ -112,8 +112,8 @@ def run_track_list(config: PipelineConfig, manifest: Manifest | None = None) -> 
         return [TrackOutcome(r, "", "failed", f"mouse-level input: {why}") for r in manifest.rows]
     by_name: dict[str, StageResult] = {item.name: item for item in result.items}
     out = []
-    for work in plan.mice[0].phase(1):
-        assert isinstance(work, TrackWork) and work.row is not None
+    for work in plan.mice[0].tracks():
+        assert work.row is not None
         item = by_name[work.name]
         outcome = TrackOutcome(
             work.row,

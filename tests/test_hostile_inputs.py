@@ -281,7 +281,8 @@ def test_sorted_asset_of_another_subject_fails_its_probe(dataset, clean_run, tmp
     }
     for name, item in items.items():
         if name.startswith("channel regions "):
-            assert "its probe folder's ephys failed" in item["reason"], item["reason"]
+            ephys = "ephys " + name.removeprefix("channel regions ")
+            assert f"{ephys} failed in this run" in item["reason"], item["reason"]
             assert "654321" in item["reason"]  # the ephys item's own reason, carried over
     assert not list(results.rglob("spikes.*"))
     assert not list(results.rglob(outputs.CHANNEL_REGIONS_DIR))

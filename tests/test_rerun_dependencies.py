@@ -18,6 +18,10 @@ from .datasets import cached_dataset
 from .test_pipeline import RECORDING, _hashes, _report, _run
 
 TRACKS = "tracks"  # every track item
+HISTOLOGY = "histology *"  # every histology item: its two parts and each channel's CCF QC
+CHANNELS, ATLAS = "histology", "histology atlas"  # the phase-0 parts
+QC_REGISTRATION = "histology ccf Ex_639_Em_667"  # CCF-space QC of the registration channel
+QC_OTHER = "histology ccf Ex_488_Em_525"  # ... of the other channel
 
 
 @pytest.fixture(scope="module")
@@ -120,18 +124,18 @@ def _statuses(results: Path) -> dict[str, str]:
 #: (edit, items expected to re-run, whether the outputs change); edits accumulate within a group.
 #: Three groups, each a class, so that the test runner can spread them over its workers.
 IMAGE_EDITS = (
-    (registration_level_shape, {"histology", TRACKS}, True),
-    (registration_channel_multiscales, {"histology", TRACKS}, False),
-    (other_channel_multiscales, {"histology"}, False),
-    (acquisition_metadata, {"histology", TRACKS}, False),
+    (registration_level_shape, {HISTOLOGY, TRACKS}, True),
+    (registration_channel_multiscales, {HISTOLOGY, TRACKS}, False),
+    (other_channel_multiscales, {CHANNELS, QC_OTHER}, False),
+    (acquisition_metadata, {HISTOLOGY, TRACKS}, False),
 )
 TRANSFORM_EDITS = (
-    (import_version, {"histology", TRACKS}, True),
-    (template_to_ccf_affine, {"histology", TRACKS}, True),
+    (import_version, {HISTOLOGY, TRACKS}, True),
+    (template_to_ccf_affine, {HISTOLOGY, TRACKS}, True),
 )
 REFERENCE_EDITS = (
-    (ccf_template_voxels, {"histology"}, True),
-    (label_lookup, {"histology", TRACKS}, True),
+    (ccf_template_voxels, {ATLAS, QC_REGISTRATION, QC_OTHER}, True),
+    (label_lookup, {ATLAS, TRACKS}, True),
     (annotation, {f"track {RECORDING}/ProbeA/ProbeA_track"}, True),
 )
 
@@ -143,14 +147,18 @@ def _edit_and_rerun(dataset, tmp_path: Path, edits) -> None:
     results = tmp_path / "out"
     assert _run(data, results, "--skip-ephys").returncode == 0
     every = set(_statuses(results))
-    tracks = {n for n in every if n.startswith("track ")}
+    groups = {
+        TRACKS: {n for n in every if n.startswith("track ")},
+        HISTOLOGY: {n for n in every if n.startswith("histology")},
+    }
+    assert {CHANNELS, ATLAS, QC_REGISTRATION, QC_OTHER} == groups[HISTOLOGY]
     before = _hashes(results)
     for edit, expected, outputs_change in edits:
         edit(data)
         proc = _run(data, results, "--skip-ephys")
         assert proc.returncode == 0, (edit.__name__, proc.stderr[-3000:])
         rerun = {n for n, s in _statuses(results).items() if s == "ok"}
-        want = set().union(*(tracks if e == TRACKS else {e} for e in expected))
+        want = set().union(*(groups.get(e, {e}) for e in expected))
         assert rerun == want, edit.__name__
         assert {s for n, s in _statuses(results).items() if n not in want} <= {"skipped"}
         after = _hashes(results)

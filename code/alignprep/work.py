@@ -58,13 +58,39 @@ class Work:
         """What identifies the work besides its inputs (part of the re-run fingerprint)."""
         return {"kind": self.kind, "name": self.name}
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Items of earlier phases whose outputs this one reads: when one of them fails in the
+        run, this one fails without running, saying so."""
+        return ()
+
+
+HISTOLOGY_PARTS = ("channels", "atlas")  # phase 0; each channel's CCF-space QC is phase 1
+
 
 @dataclass(frozen=True)
 class HistologyWork(Work):
-    """The image-space and CCF-space volumes of one mouse."""
+    """One part of a mouse's image-space volumes: ``channels`` (every channel resampled onto
+    the output grid G) or ``atlas`` (the CCF template and labels warped onto G). The parts
+    read different inputs, so two workers can make them at once."""
 
     kind: ClassVar[str] = "histology"
     phase: ClassVar[int] = 0
+    part: str = "channels"
+
+
+@dataclass(frozen=True)
+class HistologyCcfWork(Work):
+    """One channel's CCF-space QC volume, from that channel's image-space volume (phase 1)."""
+
+    kind: ClassVar[str] = "histology"
+    phase: ClassVar[int] = 1
+    channel: str = ""
+    registration: bool = False  # the registration channel (read in its pipeline geometry)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (histology_work_name("channels"),)
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,10 @@ class ChannelRegionsWork(Work):
         """``<recording_id>/<ephys_collection>`` for logs and reports."""
         return f"{self.recording_id}/{self.collection}"
 
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return (probe_work_name(self.recording_id, self.collection),)  # its channel table
+
     def params(self) -> dict[str, Any]:
         rows = [asdict(r) for r in self.rows]  # lines too: the outputs name them
         return {"kind": self.kind, "probe": self.probe, "rows": rows}
@@ -151,6 +181,16 @@ class RunContext:
 
     config: Any  # PipelineConfig
     n_threads: int = 1
+
+
+def histology_work_name(part: str) -> str:
+    """The report name of a histology part: ``histology`` (the channels), ``histology atlas``."""
+    return "histology" if part == "channels" else f"histology {part}"
+
+
+def histology_ccf_work_name(channel: str) -> str:
+    """The report name of one channel's CCF-space QC volume."""
+    return f"histology ccf {channel}"
 
 
 def probe_work_name(recording_id: str, collection: str) -> str:

@@ -1,6 +1,8 @@
 """The plan: every mouse's typed work items, built once from what validation found.
 
-Phase 0 holds each mouse's histology and each probe folder's ephys; phase 1 the tracks, whose
+Phase 0 holds each mouse's histology parts (channels, atlas) and each probe folder's ephys;
+phase 1 each channel's CCF-space QC volume (from the image-space volume of phase 0) and the
+tracks (with the picks validation computed), whose
 ``_shank{N}`` suffixes come from the probe folders' channel tables written in phase 0
 (:func:`resolve_tracks`); phase 2 each probe folder's channel regions, from its tracks' picks
 and its channel table (planned when ephys runs: without a channel table there is nothing to
@@ -15,13 +17,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..config import PipelineConfig
+from ..errors import AlignprepError
 from ..work import (
+    HISTOLOGY_PARTS,
     ChannelRegionsWork,
     ComputedTrack,
+    HistologyCcfWork,
     HistologyWork,
     TrackWork,
     Work,
     channel_regions_work_name,
+    histology_ccf_work_name,
+    histology_work_name,
     track_work_name,
 )
 
@@ -51,6 +58,10 @@ class MousePlan:
     def phase(self, phase: int) -> list[Work]:
         """The items of one phase, in plan order."""
         return [w for w in self.items if w.phase == phase]
+
+    def tracks(self) -> list[TrackWork]:
+        """The track items, in plan order."""
+        return [w for w in self.items if isinstance(w, TrackWork)]
 
 
 @dataclass
@@ -93,10 +104,11 @@ def plan_mouse(
     mid = mouse.mouse_id
     errors = (lambda scope: validation.errors_for(scope, mid)) if validation else (lambda _: {})
     mp = MousePlan(mouse)
-    mp.items.append(HistologyWork(mid, "histology"))
+    histology_items = histology_plan(config, mouse)
+    mp.items += histology_items
     histology = "; ".join(errors("histology").values())
     if histology:
-        mp.errors["histology"] = histology
+        mp.errors.update((w.name, histology) for w in histology_items)
     if not config.skip_ephys:
         probe_errors = errors("probe")
         for job in plan_ephys(mouse.manifest):
@@ -107,14 +119,37 @@ def plan_mouse(
     lines = {row.line for row in mouse.manifest.rows}
     mp.rejected_rows = {ln: r for ln, r in row_errors.items() if ln not in lines}
     mp.items += track_items(config, mouse.manifest, mouse.tracks)
-    for work in mp.phase(1):
-        assert isinstance(work, TrackWork) and work.row is not None
+    for work in mp.tracks():
+        assert work.row is not None
         if work.row.line in row_errors:
             mp.errors[work.name] = row_errors[work.row.line]
     if not config.skip_ephys:
         mp.items += channel_regions_items(mouse.manifest)
     mp.items = [w for w in mp.items if selected(w, config.only)]
     return mp
+
+
+def histology_plan(config: PipelineConfig, mouse: MouseReport) -> list[Work]:
+    """The histology parts of a mouse: channels and atlas (phase 0), then each channel's
+    CCF-space QC volume (phase 1) when asked for and both forward warps exist."""
+    from ..stages.histology_ccf import ccf_space_missing
+
+    items: list[Work] = [
+        HistologyWork(mouse.mouse_id, histology_work_name(part), part=part)
+        for part in HISTOLOGY_PARTS
+    ]
+    ctx = mouse.context
+    if ctx is None or not config.histology.write_ccf_space or ccf_space_missing(ctx):
+        return items
+    try:
+        others = [ms.name for ms in ctx.asset.additional_channels()]
+    except (AlignprepError, ValueError, OSError):  # validation reported it: the parts fail
+        others = []
+    for channel in [ctx.asset.registration_channel, *others]:
+        name = histology_ccf_work_name(channel)
+        registration = channel == ctx.asset.registration_channel
+        items.append(HistologyCcfWork(mouse.mouse_id, name, channel, registration))
+    return items
 
 
 def track_items(
@@ -158,8 +193,8 @@ def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
     """Re-plan the tracks after phase 0: suffixes from the channel tables just written."""
     errors_by_line = {
         w.row.line: mouse.errors.pop(w.name)
-        for w in mouse.phase(1)
-        if isinstance(w, TrackWork) and w.row is not None and w.name in mouse.errors
+        for w in mouse.tracks()
+        if w.row is not None and w.name in mouse.errors
     }
     fresh = [
         w
@@ -170,7 +205,7 @@ def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
         assert isinstance(work, TrackWork) and work.row is not None
         if work.row.line in errors_by_line:
             mouse.errors[work.name] = errors_by_line[work.row.line]
-    mouse.items = [w for w in mouse.items if w.phase != 1] + fresh
+    mouse.items = [w for w in mouse.items if not isinstance(w, TrackWork)] + fresh
 
 
 def selected(work: Work, only: tuple[str, ...]) -> bool:

@@ -12,7 +12,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import ExitCode, InputError
 from ..logs import get_logger
-from ..work import ChannelRegionsWork, StageResult, Status, TrackWork
+from ..work import ChannelRegionsWork, StageResult, Status
 from .state import RunState
 
 if TYPE_CHECKING:
@@ -79,11 +79,12 @@ def package_mouse(
     assert ctx is not None
     done = {r.name for r in results if r.status in (Status.OK, Status.SKIPPED)}
     tracks = []
-    for work in plan.phase(1):
-        assert isinstance(work, TrackWork) and work.row is not None
+    for work in plan.tracks():
+        assert work.row is not None
         status = "ok" if work.name in done else "failed"
         tracks.append(TrackResult(work.row, status, suffix=work.suffix))
-    histology = HistologyResult(status="ok" if "histology" in done else "failed")
+    parts = [w.name for w in plan.phase(0) if w.kind == "histology"]
+    histology = HistologyResult(status="ok" if parts and set(parts) <= done else "failed")
     ephys_dirs = None
     if not config.skip_ephys:
         from ..stages.ephys import plan_ephys

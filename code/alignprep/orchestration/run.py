@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
-from ..work import ChannelRegionsWork, StageResult, Status, probe_work_name
+from ..work import StageResult, Status
 from .executors import Mode, open_executor
 from .lock import results_lock
 from .plan import MousePlan, Plan, build_plan, resolve_tracks
@@ -110,7 +110,6 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
 
 def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
     """The run itself, with the results root held (see :func:`run_pipeline`)."""
-    from ..stages.validate import validate, write_report
 
     if config.demo:
         config = demo_config(config)
@@ -120,6 +119,8 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
             outputs.effective_config_path(config.results_root), config.to_json_dict()
         )
         log.info("effective config: %s", path)
+    from ..stages.validate import validate, write_report
+
     with step("validate"):
         report = validate(config)
         write_report(config, report)
@@ -169,9 +170,8 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
             if phase == 1:
                 for mouse in plan.mice:
                     resolve_tracks(config, mouse)
-            if phase == 2:
-                for mouse in plan.mice:
-                    upstream_failures(mouse, result.items)
+            for mouse in plan.mice:
+                upstream_failures(mouse, phase, result.items)
             envelopes = [
                 Envelope(
                     config,
@@ -195,15 +195,16 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
                     result.items.append(item)
 
 
-def upstream_failures(mouse: MousePlan, done: list[StageResult]) -> None:
-    """A probe folder's channel regions fail without running when its ephys failed in this run
-    (there is no channel table to place), saying so."""
+def upstream_failures(mouse: MousePlan, phase: int, done: list[StageResult]) -> None:
+    """An item fails without running when an item it :attr:`~alignprep.work.Work.needs`
+    failed in this run (a probe folder's regions without its ephys, a channel's CCF-space QC
+    without its image-space volume), saying which and why."""
     failed = {i.name: i.reason for i in done if i.status == Status.FAILED}
-    for work in mouse.phase(2):
-        if isinstance(work, ChannelRegionsWork):
-            ephys = probe_work_name(work.recording_id, work.collection)
-            if ephys in failed and work.name not in mouse.errors:
-                mouse.errors[work.name] = f"its probe folder's ephys failed ({failed[ephys]})"
+    for work in mouse.phase(phase):
+        upstream = [n for n in work.needs if n in failed]
+        if upstream and work.name not in mouse.errors:
+            name = upstream[0]
+            mouse.errors[work.name] = f"{name} failed in this run ({failed[name]})"
 
 
 def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:

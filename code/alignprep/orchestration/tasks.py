@@ -24,7 +24,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..logs import configure_logging
 from ..reads import Reads, params_fingerprint, recording, replay
-from ..work import RunContext, StageResult, Status, Work
+from ..work import HistologyCcfWork, RunContext, StageResult, Status, Work
 from .state import RunState
 
 UNCHANGED = "unchanged since the last run"
@@ -112,6 +112,15 @@ def blas_threads(n_threads: int) -> AbstractContextManager[object]:
 def stage_params(config: PipelineConfig, work: Work, state: RunState) -> dict[str, Any]:
     """The parameters a stage's outputs depend on (part of the re-run fingerprint), and for a
     stage that reads earlier items' outputs, their digests (so it re-runs when they change)."""
+    mouse = outputs.mouse_dir(config.results_root, work.mouse_id)
+    if isinstance(work, HistologyCcfWork):
+        from ..stages.histology_ccf import upstream_files
+
+        files = upstream_files(config, work)
+        return {
+            "histology": config.histology.model_dump(mode="json"),
+            "upstream": {str(f.relative_to(mouse)): state.digests.file(f) for f in files},
+        }
     if work.kind == "histology":
         return {"histology": config.histology.model_dump(mode="json")}
     if work.kind == "tracks":
@@ -121,9 +130,8 @@ def stage_params(config: PipelineConfig, work: Work, state: RunState) -> dict[st
 
         return {"ephys": dataclasses.asdict(EphysSettings.from_config(config))}
     if work.kind == "channel_regions":
-        from ..stages.channel_regions import upstream_files
+        from ..stages.channel_regions import upstream_files as regions_upstream
 
-        mouse = outputs.mouse_dir(config.results_root, work.mouse_id)
-        files = upstream_files(config, work)  # type: ignore[arg-type]
+        files = regions_upstream(config, work)  # type: ignore[arg-type]
         return {"upstream": {str(f.relative_to(mouse)): state.digests.file(f) for f in files}}
     return {}

@@ -12,8 +12,8 @@ removes what the stage wrote.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from ..logs import get_logger, heartbeat, progress, step
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
 from ..space.transforms import Chain, apply_to_volume_files
-from ..work import HistologyWork, StageResult, Status
+from ..work import HISTOLOGY_PARTS, HistologyCcfWork, HistologyWork, StageResult, Status
 from .context import MouseContext
 
 log = get_logger("stages.histology")
@@ -160,8 +160,34 @@ class _Writer:
         self.files.clear()
 
 
+Timed = Callable[[str], AbstractContextManager[None]]
+
+
 def run_histology(ctx: MouseContext) -> HistologyResult:
-    """Write ``image_space_histology/`` (and ``ccf_space_histology/``) for one mouse."""
+    """Every histology part of the mouse in plan order, one after the other (a serial run)."""
+    from .histology_ccf import ccf_channels, run_ccf_channel
+
+    result = HistologyResult()
+    for part in HISTOLOGY_PARTS:
+        _merge(result, run_part(ctx, part))
+    if ctx.config.histology.write_ccf_space:
+        for channel in ccf_channels(ctx, result):
+            _merge(result, run_ccf_channel(ctx, channel))
+    return result
+
+
+def _merge(into: HistologyResult, part: HistologyResult) -> None:
+    if part.status != "ok" and into.status == "ok":
+        into.status, into.reason = part.status, part.reason
+    into.files += part.files
+    into.seconds.update(part.seconds)
+    into.warnings += part.warnings
+    into.level = part.level if part.level is not None else into.level
+    into.grid = part.grid if part.grid is not None else into.grid
+
+
+def guarded(ctx: MouseContext, body: Callable[[HistologyResult, _Writer, Timed], None]):
+    """Run one histology part: timed steps, atomic writes, everything removed on failure."""
     result = HistologyResult()
     writer = _Writer()
 
@@ -173,7 +199,7 @@ def run_histology(ctx: MouseContext) -> HistologyResult:
         result.seconds[name] = time.perf_counter() - t0_s
 
     try:
-        _run(ctx, result, writer, timed)
+        body(result, writer, timed)
     except (InputError, ValueError, RuntimeError, OSError, MemoryError) as exc:
         writer.remove()
         result.status, result.reason = "failed", str(exc)
@@ -183,10 +209,13 @@ def run_histology(ctx: MouseContext) -> HistologyResult:
     return result
 
 
-def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> None:
-    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
-    out_mm = cfg.histology.output_voxel_size_um * 1e-3
-    paths = outputs.histology_paths(root, mouse)
+def run_part(ctx: MouseContext, part: str) -> HistologyResult:
+    """One phase-0 part of the histology (``channels`` or ``atlas``)."""
+    body = {"channels": _channels, "atlas": _atlas}[part]
+    return guarded(ctx, lambda result, writer, timed: body(ctx, result, writer, timed))
+
+
+def _grids(ctx: MouseContext, result: HistologyResult, timed: Timed) -> Grids:
     with timed("grid"):
         grids = Grids.build(ctx)
     result.level, result.grid = grids.level.index, grids.native
@@ -195,9 +224,19 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
         grids.level.index,
         (grids.level.spacing_mm * 1e3).round(3).tolist(),
         grids.native.size,
-        cfg.histology.output_voxel_size_um,
+        ctx.config.histology.output_voxel_size_um,
         OUTPUT_CODE,
     )
+    return grids
+
+
+def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed: Timed) -> None:
+    """Every channel resampled onto G: the registration channel (native and pipeline
+    geometry) and each additional channel."""
+    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
+    out_mm = cfg.histology.output_voxel_size_um * 1e-3
+    paths = outputs.histology_paths(root, mouse)
+    grids = _grids(ctx, result, timed)
     with timed("registration channel"):
         reg = to_dtype(read_resampled(ctx.multiscale, grids, out_mm), ctx.multiscale.dtype)
         writer.nrrd(paths["registration"], reg, grids.native)
@@ -212,6 +251,26 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
             },
         )
         del reg
+    with timed("additional channels"):
+        for ms in ctx.asset.additional_channels():
+            vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
+            writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
+            del vol
+    if cfg.histology.write_ccf_space:
+        from .histology_ccf import ccf_space_missing
+
+        missing = ccf_space_missing(ctx)
+        if missing:
+            msg = f"ccf_space_histology skipped: no 1Warp.nii.gz beside {missing}"
+            result.warnings.append(msg)
+            log.warning("%s", msg)
+
+
+def _atlas(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed: Timed) -> None:
+    """The CCF template and labels sampled at every voxel of G through the point chain."""
+    cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
+    paths = outputs.histology_paths(root, mouse)
+    grids = _grids(ctx, result, timed)
     with outputs.scratch_dir(cfg.scratch_root, "histology") as tmp:
         scratch = Path(tmp)
         reference = grid_file(grids.registration, scratch / "grid.nrrd")
@@ -233,61 +292,17 @@ def _run(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed) -> 
                 )
             writer.nrrd(paths["labels"], lut.astype(np.int32)[index], grids.native)
             del index
-        channels = ctx.asset.additional_channels()
-        with timed("additional channels"):
-            for ms in channels:
-                vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
-                writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
-                del vol
-        if cfg.histology.write_ccf_space:
-            with timed("channels -> CCF (QC)"):
-                _ccf_space(ctx, grids, channels, writer, result, scratch, ccf.template)
 
 
-def _ccf_space(
-    ctx: MouseContext,
-    grids: Grids,
-    channels: list[Multiscale],
-    writer: _Writer,
-    result: HistologyResult,
-    scratch: Path,
-    ccf_template: Path,
-) -> None:
-    """Each channel (read back from image space) onto the CCF 25 um grid, IRP.
+def run(ctx: MouseContext, work: HistologyWork | HistologyCcfWork) -> StageResult:
+    """The stage contract: one histology part, or one channel's CCF-space QC volume."""
+    from .histology_ccf import run_ccf_channel
 
-    ``ccf_template`` is the canonical copy (:class:`CanonicalCcf`): its grid is
-    ``ctx.ccf_template``, whatever index order the stored template has.
-    """
-    import nrrd
-
-    missing = [
-        r for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration) if r.warp is None
-    ]
-    if missing:
-        msg = f"ccf_space_histology skipped: no 1Warp.nii.gz beside {missing[0].affine}"
-        result.warnings.append(msg)
-        log.warning("%s", msg)
-        return
-    root, mouse = ctx.config.results_root, ctx.mouse_id
-    ccf_irp, transform = reorient(ctx.ccf_template, OUTPUT_CODE)
-    registration = outputs.histology_paths(root, mouse)["registration_pipeline"]
-    sources = [(ctx.asset.registration_channel, registration, ctx.multiscale.dtype)]
-    for ms in channels:  # re-stamped with the registration-frame geometry of G
-        data, _ = nrrd.read(str(outputs.channel_path(root, mouse, ms.name)))
-        moving = outputs.write_nrrd_atomic(scratch / f"{ms.name}.nrrd", data, grids.registration)
-        del data
-        sources.append((ms.name, moving, ms.dtype))
-    for name, moving, dtype in sources:
-        warped = warp_file_to_grid(ccf_template, moving, ctx.image_to_ccf, "linear", scratch)
-        volume = to_dtype(reorient_array(warped, transform), dtype)
-        del warped
-        writer.nrrd(outputs.ccf_space_path(root, mouse, name), volume, ccf_irp)
-
-
-def run(ctx: MouseContext, work: HistologyWork) -> StageResult:
-    """The stage contract: every histology volume of the mouse."""
     t0_s = time.perf_counter()
-    hist = run_histology(ctx)
+    if isinstance(work, HistologyCcfWork):
+        hist = run_ccf_channel(ctx, work.channel)
+    else:
+        hist = run_part(ctx, work.part)
     mouse = outputs.mouse_dir(ctx.config.results_root, ctx.mouse_id)
     return StageResult(
         work.name,
@@ -299,10 +314,20 @@ def run(ctx: MouseContext, work: HistologyWork) -> StageResult:
     )
 
 
-def discard(config: PipelineConfig, work: HistologyWork) -> None:
-    """Remove the histology volumes a worker that died mid-way may have left."""
-    root = outputs.mouse_dir(config.results_root, work.mouse_id)
-    for folder in ("image_space_histology", "ccf_space_histology"):
-        for path in (root / folder).glob("*"):
-            if path.is_file():
-                path.unlink()
+def discard(config: PipelineConfig, work: HistologyWork | HistologyCcfWork) -> None:
+    """Remove the volumes of a part whose worker died mid-way."""
+    from .histology_ccf import discard_ccf_channel
+
+    if isinstance(work, HistologyCcfWork):
+        discard_ccf_channel(config, work)
+        return
+    root, mouse = config.results_root, work.mouse_id
+    paths = outputs.histology_paths(root, mouse)
+    if work.part == "atlas":
+        files = [paths["ccf_template"], paths["labels"]]
+    else:
+        keep = {paths["ccf_template"], paths["labels"]}
+        folder = outputs.mouse_dir(root, mouse) / "image_space_histology"
+        files = [p for p in folder.glob("*") if p.is_file() and p not in keep]
+    for path in files:
+        path.unlink(missing_ok=True)
