@@ -151,7 +151,7 @@ def _start_and_kill_after(data: Path, results: Path, marker: str) -> None:
 
 def test_killed_after_histology_restarts_without_redoing_it(dataset, tmp_path):
     results = tmp_path / "out"
-    _start_and_kill_after(dataset.data_root, results, r"step phase 0: .* done in")
+    _start_and_kill_after(dataset.data_root, results, r"item histology: ok")
     proc = _run(dataset.data_root, results, "--skip-ephys")
     assert proc.returncode == 0, proc.stderr[-3000:]
     items = {i["name"]: i for i in _report(results)["items"]}

@@ -54,7 +54,7 @@ def test_a_signal_stops_the_run_and_every_worker(dataset, tmp_path, signum, to_g
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
             lines.append(line)
-            if re.search(r"step phase 0: .* started", line):
+            if re.search(r"step run the plan: .* started", line):
                 break
         deadline = time.monotonic() + 60
         while len(descendants(proc.pid)) < 3 and time.monotonic() < deadline:

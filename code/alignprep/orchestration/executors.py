@@ -1,7 +1,8 @@
 """Interchangeable executors for the plan: serial, process pool, asyncio, Dask.
 
-Each runs one picklable function over work envelopes and yields ``(envelope, outcome)`` as
-they finish, where the outcome is the function's result or the exception that prevented one (a
+Each runs a picklable function on submitted work envelopes and yields ``(envelope, outcome)``
+as they finish (work submitted meanwhile included, so the plan can submit each item when its
+inputs exist), where the outcome is the function's result or the exception that prevented one (a
 worker killed for memory, a lost Dask worker). An executor lives for the whole run, so its
 workers start once, not once per phase. The plan, the function and the envelopes are the same
 for every executor; only the scheduling differs, so the outputs are identical.
@@ -17,10 +18,11 @@ import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
 from ..logs import get_logger
@@ -49,59 +51,97 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
+def die_with_fork_server() -> None:
+    """Pool worker initializer: SIGKILL when the fork server that forked it dies (the server
+    leaves as soon as the run's process is gone, whatever killed it)."""
+    server = os.getppid()
+    if server == 1:  # the server is already gone
+        os._exit(1)
+    die_with_parent(server)
+
+
 class Executor(Protocol):
-    """Runs ``fn`` over items; yields each item with its result or exception."""
+    """Runs submitted items; :meth:`completed` yields each with its result or exception."""
 
     mode: Mode
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, Any]]: ...
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        """Queue ``fn(item)``."""
+        ...
+
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        """Each submitted item as it finishes, with its outcome; items submitted while this
+        iterates are included; it ends when none is outstanding."""
+        ...
 
 
 class SerialExecutor:
-    """One item after the other, in this process."""
+    """One item after the other, in this process, in submission order."""
 
     mode: Mode = "serial"
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, Any]]:
-        for item in items:
+    def __init__(self) -> None:
+        self._queue: deque[tuple[Callable[[Any], Any], Any]] = deque()
+
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        self._queue.append((fn, item))
+
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        while self._queue:
+            fn, item = self._queue.popleft()
             try:
                 yield item, fn(item)
             except Exception as exc:  # the caller records the item as failed
                 yield item, exc
 
 
+#: Imported once by the fork server, which then forks each worker with them (not ANTs: ITK's
+#: threads make fork unsafe, and the server never loads it; each worker loads it itself).
+PRELOAD = ("alignprep.orchestration.preload",)
+
+
 class ProcessExecutor:
-    """A pool of fresh (spawned) worker processes; ITK/ANTs threads make fork unsafe."""
+    """A pool of worker processes forked by a fork server that imported the stages once."""
 
     mode: Mode = "processes"
 
     def __init__(self, n_jobs: int) -> None:
         self.n_jobs = n_jobs
         self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[Future, Any] = {}
 
     def _get(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(list(PRELOAD))
             self._pool = ProcessPoolExecutor(
-                max_workers=self.n_jobs,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=die_with_parent,
-                initargs=(os.getpid(),),
+                max_workers=self.n_jobs, mp_context=context, initializer=die_with_fork_server
             )
         return self._pool
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, Any]]:
-        futures: dict[Future, T] = {self._get().submit(fn, item): item for item in items}
-        broken = False
-        for future in as_completed(futures):
-            try:
-                yield futures[future], future.result()
-            except BrokenProcessPool as exc:  # a worker died (killed for memory?): the items
-                broken = True  # still in flight fail with it; nothing is retried blindly
-                yield futures[future], exc
-            except Exception as exc:
-                yield futures[future], exc
-        if broken:
-            self.close()  # the next phase gets a fresh pool
+    def warm(self, fn: Callable[[], object]) -> None:
+        """Start every worker now, each running ``fn`` (its imports) while the run validates."""
+        pool = self._get()
+        for _ in range(self.n_jobs):  # each submit to a pool without an idle worker spawns one
+            pool.submit(fn)
+
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        try:
+            future = self._get().submit(fn, item)
+        except BrokenProcessPool:  # a worker died (killed for memory?): what was in flight
+            self.close()  # failed with it, nothing is retried blindly; new work gets a new pool
+            future = self._get().submit(fn, item)
+        self._futures[future] = item
+
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        while self._futures:
+            done, _ = wait(self._futures, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = self._futures.pop(future)
+                try:
+                    yield item, future.result()
+                except Exception as exc:  # BrokenProcessPool when its worker died
+                    yield item, exc
 
     def close(self) -> None:
         if self._pool is not None:
@@ -116,28 +156,37 @@ class AsyncExecutor:
 
     def __init__(self, n_jobs: int) -> None:
         self.n_jobs = n_jobs
+        self._done: queue.Queue[tuple[Any, Any]] = queue.Queue()
+        self._outstanding = 0
+        self._loop = asyncio.new_event_loop()
+        self._gate = asyncio.Semaphore(max(1, n_jobs))
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="alignprep-async", daemon=True
+        )
+        self._thread.start()
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, Any]]:
-        done: queue.Queue[tuple[T, Any]] = queue.Queue()
+    async def _one(self, fn: Callable[[T], R], item: T) -> None:
+        async with self._gate:
+            try:
+                result: Any = await asyncio.to_thread(fn, item)
+            except Exception as exc:
+                result = exc
+        self._done.put((item, result))
 
-        async def one(item: T, gate: asyncio.Semaphore) -> None:
-            async with gate:
-                try:
-                    result: Any = await asyncio.to_thread(fn, item)
-                except Exception as exc:
-                    result = exc
-            done.put((item, result))
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        self._outstanding += 1
+        asyncio.run_coroutine_threadsafe(self._one(fn, item), self._loop)
 
-        async def main() -> None:
-            gate = asyncio.Semaphore(max(1, self.n_jobs))
-            await asyncio.gather(*(one(item, gate) for item in items))
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        while self._outstanding:
+            item, result = self._done.get()
+            self._outstanding -= 1
+            yield item, result
 
-        thread = threading.Thread(target=asyncio.run, args=(main(),), name="alignprep-async")
-        thread.daemon = True
-        thread.start()
-        for _ in items:
-            yield done.get()
-        thread.join()
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
 
 class DaskExecutor:
@@ -148,7 +197,7 @@ class DaskExecutor:
     mode: Mode = "dask"
 
     def __init__(self, n_jobs: int, scheduler_address: str | None = None) -> None:
-        from distributed import Client, LocalCluster
+        from distributed import Client, LocalCluster, as_completed
 
         self.cluster = None
         if scheduler_address:
@@ -164,13 +213,21 @@ class DaskExecutor:
             )
             self.client = Client(self.cluster)
             log.info("Dask LocalCluster of %d worker process(es)", n_jobs)
+        self._finished = as_completed()
+        self._items: dict[str, Any] = {}
 
-    def run(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[tuple[T, Any]]:
-        from distributed import as_completed as dask_completed
+    def warm(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` (its imports) on every worker now, while the run validates."""
+        self.client.run(fn)
 
-        futures = {self.client.submit(fn, item, pure=False): item for item in items}
-        for future in dask_completed(futures):
-            item = futures[future]
+    def submit(self, fn: Callable[[T], R], item: T) -> None:
+        future = self.client.submit(fn, item, pure=False)
+        self._items[future.key] = item
+        self._finished.add(future)
+
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        for future in self._finished:
+            item = self._items.pop(future.key)
             try:
                 yield item, future.result()
             except Exception as exc:
@@ -202,3 +259,42 @@ def open_executor(
         close = getattr(executor, "close", None)
         if close is not None:
             close()
+
+
+@contextmanager
+def start_executor(
+    mode: Mode, n_jobs: int, warm: Callable[[], object], scheduler_address: str | None = None
+) -> Iterator[Callable[[], Executor]]:
+    """Open the executor of ``mode`` in the background, its workers running ``warm``.
+
+    Worker processes (and a Dask cluster) take seconds to start and import the stages; started
+    before validation, they do it while the run validates. Yields a function that waits for the
+    executor and returns it (or raises what prevented it).
+    """
+    started: dict[str, Any] = {}
+    stack = ExitStack()
+
+    def start() -> None:
+        try:
+            executor = stack.enter_context(open_executor(mode, n_jobs, scheduler_address))
+            warm_up = getattr(executor, "warm", None)
+            if warm_up is not None:
+                warm_up(warm)
+            started["executor"] = executor
+        except BaseException as exc:
+            started["error"] = exc
+
+    thread = threading.Thread(target=start, name="alignprep-executor-start", daemon=True)
+    thread.start()
+
+    def get() -> Executor:
+        thread.join()
+        if "error" in started:
+            raise started["error"]
+        return started["executor"]
+
+    try:
+        yield get
+    finally:
+        thread.join()
+        stack.close()

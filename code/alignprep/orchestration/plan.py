@@ -1,6 +1,8 @@
 """The plan: every mouse's typed work items, built once from what validation found.
 
-Phase 0 holds each mouse's histology parts (channels, atlas) and each probe folder's ephys;
+Items come in three levels (``phase``), the order of what each reads; the schedule
+(:mod:`.schedule`) starts each item as soon as the items it reads have finished. Phase 0 holds
+each mouse's histology parts (channels, atlas) and each probe folder's ephys;
 phase 1 each channel's CCF-space QC volume (from the image-space volume of phase 0) and the
 tracks (with the picks validation computed), whose
 ``_shank{N}`` suffixes come from the probe folders' channel tables written in phase 0
@@ -70,11 +72,6 @@ class Plan:
 
     mice: list[MousePlan] = field(default_factory=list)
     stopped: dict[str, str] = field(default_factory=dict)  # mouse id (or manifest) -> reason
-
-    @property
-    def phases(self) -> list[int]:
-        """The phases that have work, ascending."""
-        return sorted({w.phase for m in self.mice for w in m.items})
 
 
 PROBE_KINDS = ("ephys", "tracks", "channel_regions")  # the kinds a ``probe:`` selector takes

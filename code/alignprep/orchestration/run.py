@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 
 from threadpoolctl import threadpool_limits
 
@@ -21,9 +23,9 @@ from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
 from ..work import StageResult, Status
-from .executors import Mode, open_executor
+from .executors import Executor, Mode, open_executor, start_executor
 from .lock import results_lock
-from .plan import MousePlan, Plan, build_plan, resolve_tracks
+from .plan import Plan, build_plan
 from .report import (
     ProcessResult,
     failed_result,
@@ -32,8 +34,9 @@ from .report import (
     summarize,
     write_run_report,
 )
+from .schedule import Schedule
 from .state import RunState
-from .tasks import Envelope, run_envelope, stage_modules
+from .tasks import Envelope, stage_modules, warm_up
 
 log = get_logger("orchestration")
 
@@ -119,6 +122,17 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
             outputs.effective_config_path(config.results_root), config.to_json_dict()
         )
         log.info("effective config: %s", path)
+    mode = executor_mode(config)
+    if config.validate_only or mode in ("serial", "async"):
+        return _validated(config, t0_s, None)
+    with start_executor(mode, config.effective_n_jobs, warm_up, config.scheduler_address) as get:
+        return _validated(config, t0_s, get)
+
+
+def _validated(
+    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
+) -> ProcessResult:
+    """Validate, plan and run (on ``executor`` when it was started early)."""
     from ..stages.validate import validate, write_report
 
     with step("validate"):
@@ -136,7 +150,7 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
         return result
     plan = build_plan(config, report)
     write_manifests(config, plan)
-    execute(config, plan, result)
+    execute(config, plan, result, executor)
     finish(config, plan, result, t0_s)
     return result
 
@@ -150,8 +164,14 @@ def write_manifests(config: PipelineConfig, plan: Plan) -> None:
     )
 
 
-def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
-    """Run every phase of ``plan`` on one executor; record each result as it arrives."""
+def execute(
+    config: PipelineConfig,
+    plan: Plan,
+    result: ProcessResult,
+    started: Callable[[], Executor] | None = None,
+) -> None:
+    """Run every phase of ``plan`` on one executor (``started`` early, or opened here); record
+    each result as it arrives."""
     mode = executor_mode(config)
     states = {
         m.mouse_id: RunState(outputs.mouse_dir(config.results_root, m.mouse_id)) for m in plan.mice
@@ -162,49 +182,26 @@ def execute(config: PipelineConfig, plan: Plan, result: ProcessResult) -> None:
     for mouse in plan.mice:
         for line, why in sorted(mouse.rejected_rows.items()):
             result.items.append(failed_result(f"manifest line {line}", mouse.mouse_id, "", why))
-    with (
-        threadpool_limits(limits=1),  # BLAS threads as in every worker (tasks.blas_threads)
-        open_executor(mode, config.effective_n_jobs, config.scheduler_address) as executor,
-    ):
-        for phase in plan.phases or [0]:
-            if phase == 1:
-                for mouse in plan.mice:
-                    resolve_tracks(config, mouse)
-            for mouse in plan.mice:
-                upstream_failures(mouse, phase, result.items)
-            envelopes = [
-                Envelope(
-                    config,
-                    None if work.kind == "ephys" else mouse.report.context,
-                    work,
-                    mouse.errors.get(work.name, ""),
-                    n_threads=1,
-                )
-                for mouse in plan.mice
-                for work in mouse.phase(phase)
-            ]
-            if not envelopes:
-                continue
-            names = ", ".join(e.work.name for e in envelopes[:6])
-            more = f" and {len(envelopes) - 6} more" if len(envelopes) > 6 else ""
-            with step(f"phase {phase}: {names}{more} ({mode})"):
-                for env, outcome in executor.run(run_envelope, envelopes):
-                    item = _outcome(config, env, outcome)
-                    mouse_dir = outputs.mouse_dir(config.results_root, env.work.mouse_id)
-                    record(states[env.work.mouse_id], item, mouse_dir)
-                    result.items.append(item)
+    with ExitStack() as stack:
+        stack.enter_context(threadpool_limits(limits=1))  # BLAS threads as in every worker
+        if started is not None:
+            executor = started()
+        else:
+            executor = stack.enter_context(
+                open_executor(mode, config.effective_n_jobs, config.scheduler_address)
+            )
+        names = f"{sum(len(m.items) for m in plan.mice)} item(s) of {len(plan.mice)} mouse/mice"
+        with step(f"run the plan: {names} ({mode})"):
 
+            def done(env: Envelope, outcome: object) -> StageResult:
+                item = _outcome(config, env, outcome)
+                mouse_dir = outputs.mouse_dir(config.results_root, env.work.mouse_id)
+                record(states[env.work.mouse_id], item, mouse_dir)
+                result.items.append(item)
+                log.info("item %s: %s (%.2f s)", item.name, item.status.value, item.seconds)
+                return item
 
-def upstream_failures(mouse: MousePlan, phase: int, done: list[StageResult]) -> None:
-    """An item fails without running when an item it :attr:`~alignprep.work.Work.needs`
-    failed in this run (a probe folder's regions without its ephys, a channel's CCF-space QC
-    without its image-space volume), saying which and why."""
-    failed = {i.name: i.reason for i in done if i.status == Status.FAILED}
-    for work in mouse.phase(phase):
-        upstream = [n for n in work.needs if n in failed]
-        if upstream and work.name not in mouse.errors:
-            name = upstream[0]
-            mouse.errors[work.name] = f"{name} failed in this run ({failed[name]})"
+            Schedule(config, plan, executor).run(done)
 
 
 def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:
