@@ -200,7 +200,8 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
     proc = _run(data, data / "alignprep_results")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = _report(data / "alignprep_results")
-    assert report["counts"] == {"ok": 11, "skipped": 0, "failed": 0}  # 9 + channel regions
+    # 5 tracks, 4 histology items, 2 ephys, 2 channel regions, the package
+    assert report["counts"] == {"ok": 14, "skipped": 0, "failed": 0}
     assert {i["name"] for i in report["items"] if i["name"].startswith("channel regions")} == {
         f"channel regions {RECORDING}/ProbeA",
         f"channel regions {RECORDING}/ProbeB",
@@ -268,5 +269,7 @@ def test_changed_inputs_redo_exactly_what_depends_on_them(dataset, tmp_path):
     params = json.dumps({**json.loads(CHECKS), "histology": {"output_voxel_size_um": 40}})
     assert _run(data, results, "--skip-ephys", "--params", params).returncode == 0
     status = {i["name"]: i["status"] for i in _report(results)["items"]}
-    assert status.pop("histology") == "ok" and status.pop("datapackage") == "ok"
+    histology = [n for n in status if n.startswith("histology")]
+    assert len(histology) == 4  # channels, atlas and each channel's CCF QC
+    assert {status.pop(n) for n in histology} == {"ok"} and status.pop("datapackage") == "ok"
     assert set(status.values()) == {"skipped"}  # tracks do not depend on the histology grid

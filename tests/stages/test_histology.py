@@ -207,7 +207,9 @@ def test_ccf_space_qc(run):
     assert np.corrcoef(reg[m].astype(float), ccf_irp[m].astype(float))[0, 1] > 0.95
 
 
-def test_failure_leaves_nothing(run, tmp_path):
+def test_a_failed_part_leaves_nothing_of_its_own(run, tmp_path):
+    """The atlas part fails (no label lookup): its volumes are absent; the channels part and
+    the CCF QC, which do not read the lookup, are complete."""
     ds, _, _, _ = run
     config = stage_config(
         ds.data_root,
@@ -217,7 +219,13 @@ def test_failure_leaves_nothing(run, tmp_path):
     ctx = MouseContext.prepare(config, read_manifest(ds.data_root / "manifest.csv"))
     result = run_histology(ctx)
     assert result.status == "failed" and "none.npz" in result.reason
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    paths = outputs.histology_paths(config.results_root, ctx.mouse_id)
+    left = {p for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert left == set(result.files) and left  # what the other parts wrote, nothing else
+    assert paths["ccf_template"] not in left and paths["labels"] not in left
+    for path in left:
+        if path.suffix == ".nrrd":
+            nrrd.read(str(path))  # complete
 
 
 def test_ten_micrometre_output(tmp_path):

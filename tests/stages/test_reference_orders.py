@@ -173,7 +173,10 @@ def test_raw_allen_labels_fail_histology_and_write_nothing(mouse, tmp_path):
     result = run_histology(ctx)
     assert result.status == "failed"
     assert str(path) in result.reason and "raw Allen CCF NRRD" in result.reason
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    paths = outputs.histology_paths(config.results_root, ctx.mouse_id)
+    left = {p for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert left == set(result.files)  # the channels part's and the QC's, complete
+    assert paths["ccf_template"] not in left and paths["labels"] not in left  # the atlas part's
 
 
 # ----------------------------------------------------------------------------- whole run

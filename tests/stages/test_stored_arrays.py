@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import nrrd
 import pytest
 
 from alignprep import outputs
@@ -75,12 +76,12 @@ def test_broken_chunk_fails_histology_only(clean, tmp_path, channel, breaker, wo
     assert result.status == "failed"
     assert str(chunk) in result.reason
     assert f"channel {channel}, level 4" in result.reason and words in result.reason
-    histology = outputs.histology_paths(config.results_root, SPEC.mouse_id)["registration"]
-    assert not list(histology.parent.parent.rglob("*.nrrd"))  # nothing partial left
+    assert _volumes_left(config) == _atlas_part(config)  # nothing of the failed channels part
     tracks = run_tracks(config, manifest).values()
     assert all(t.status == "ok" for t in tracks)
     _, want = clean
-    assert _digests(tmp_path / "out") == want  # every track output byte-identical
+    got = {k: v for k, v in _digests(tmp_path / "out").items() if not k.endswith(".nrrd")}
+    assert got == want  # every track output byte-identical
 
 
 def test_broken_zarray_of_another_channel_is_a_histology_error(clean, tmp_path):
@@ -98,4 +99,19 @@ def test_broken_zarray_of_another_channel_is_a_histology_error(clean, tmp_path):
     assert result.status == "failed"
     assert str(meta_path) in result.reason
     assert f"channel {OTHER_CHANNEL}, level 4" in result.reason and "'dtype'" in result.reason
-    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert _volumes_left(config) == _atlas_part(config)  # nothing of the failed channels part
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and p.suffix != ".nrrd"]
+
+
+def _volumes_left(config) -> set[Path]:
+    """The NRRDs in the results, each complete (it reads)."""
+    found = set(config.results_root.rglob("*.nrrd"))
+    for path in found:
+        nrrd.read(str(path))
+    return found
+
+
+def _atlas_part(config) -> set[Path]:
+    """What the histology's atlas part writes: the CCF template and labels on G."""
+    paths = outputs.histology_paths(config.results_root, SPEC.mouse_id)
+    return {paths["ccf_template"], paths["labels"]}

@@ -164,14 +164,16 @@ Timed = Callable[[str], AbstractContextManager[None]]
 
 
 def run_histology(ctx: MouseContext) -> HistologyResult:
-    """Every histology part of the mouse in plan order, one after the other (a serial run)."""
+    """Every histology part of the mouse in plan order, one after the other, as a serial run
+    does: a failed part removes its own files only; the CCF QC needs the channels part."""
     from .histology_ccf import ccf_channels, run_ccf_channel
 
     result = HistologyResult()
-    for part in HISTOLOGY_PARTS:
-        _merge(result, run_part(ctx, part))
+    parts = {part: run_part(ctx, part) for part in HISTOLOGY_PARTS}
+    for part in parts.values():
+        _merge(result, part)
     if ctx.config.histology.write_ccf_space:
-        for channel in ccf_channels(ctx, result):
+        for channel in ccf_channels(ctx, parts["channels"]):
             _merge(result, run_ccf_channel(ctx, channel))
     return result
 

@@ -30,10 +30,10 @@ def ccf_space_missing(ctx: MouseContext) -> str:
     return ""
 
 
-def ccf_channels(ctx: MouseContext, done: HistologyResult) -> list[str]:
+def ccf_channels(ctx: MouseContext, channels: HistologyResult) -> list[str]:
     """The channels whose QC volume a run makes (none when a forward warp is missing or the
-    image-space channels failed)."""
-    if ccf_space_missing(ctx) or done.status != "ok":
+    ``channels`` part failed)."""
+    if ccf_space_missing(ctx) or channels.status != "ok":
         return []
     return [ctx.asset.registration_channel, *(m.name for m in ctx.asset.additional_channels())]
 
