@@ -83,3 +83,38 @@ def test_a_signal_stops_the_run_and_every_worker(dataset, tmp_path, signum, to_g
     again = _run(dataset.data_root, results, "--n-jobs", "2")  # resumes and finishes
     assert again.returncode == 0, again.stderr[-3000:]
     assert _report(results)["counts"]["failed"] == 0
+
+
+def test_workers_leave_when_the_run_process_is_killed_outright(dataset, tmp_path):
+    """SIGKILL to the run itself (the OOM killer's way), not to the supervisor: the pool's
+    workers and their fork server must not outlive it (they are not the run's children)."""
+    results = tmp_path / "out"
+    proc = subprocess.Popen(
+        [str(CODE_DIR / "run"), *_args(dataset.data_root, results, "--n-jobs", "2")],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if re.search(r"step run the plan: .* started", line):
+                break
+        (run,) = [p for p in descendants(proc.pid) if _parent(p) == proc.pid]
+        others = [p for p in descendants(run)]
+        assert len(others) >= 3, "expected the fork server and two workers"
+        os.kill(run, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while [p for p in others if _alive(p)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [p for p in others if _alive(p)] == []
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])

@@ -15,6 +15,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import select
 import signal
 import sys
 import threading
@@ -51,13 +52,24 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def die_with_fork_server() -> None:
-    """Pool worker initializer: SIGKILL when the fork server that forked it dies (the server
-    leaves as soon as the run's process is gone, whatever killed it)."""
-    server = os.getppid()
-    if server == 1:  # the server is already gone
+def exit_with_run(run_pid: int) -> None:
+    """Pool worker initializer: leave as soon as the run's process ``run_pid`` is gone.
+
+    A worker forked by the fork server is not the run's child, so the kernel's parent-death
+    signal cannot follow the run; and the fork server lives as long as any worker does (each
+    holds its keep-alive pipe). A thread waits on the run's process (a pidfd) instead: whatever
+    ends the run (a SIGKILL, the OOM killer, its normal exit), its workers leave with it.
+    """
+    try:
+        pidfd = os.pidfd_open(run_pid)
+    except ProcessLookupError:
         os._exit(1)
-    die_with_parent(server)
+
+    def watch() -> None:
+        select.select([pidfd], [], [])  # readable once the process has exited
+        os._exit(1)
+
+    threading.Thread(target=watch, name="alignprep-exit-with-run", daemon=True).start()
 
 
 class Executor(Protocol):
@@ -115,7 +127,10 @@ class ProcessExecutor:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(list(PRELOAD))
             self._pool = ProcessPoolExecutor(
-                max_workers=self.n_jobs, mp_context=context, initializer=die_with_fork_server
+                max_workers=self.n_jobs,
+                mp_context=context,
+                initializer=exit_with_run,
+                initargs=(os.getpid(),),
             )
         return self._pool
 
@@ -144,8 +159,10 @@ class ProcessExecutor:
                     yield item, exc
 
     def close(self) -> None:
+        """Stop the pool without waiting for its idle workers to finish exiting (each would
+        spend most of a second tearing down its imports); they leave with their fork server."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
 
 

@@ -88,9 +88,21 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
     Nothing is written before the roots pass their checks; then the results root is locked for
     this run (a second run on it is refused) and temporary files of interrupted runs are removed.
     """
+    t0_s = time.perf_counter()
+    mode = executor_mode(config)
+    if config.validate_only or config.collect or mode in ("serial", "async"):
+        return _checked(config, t0_s, None)
+    # the workers (and their imports) start now, while the roots are checked and validated
+    with start_executor(mode, config.effective_n_jobs, warm_up, config.scheduler_address) as get:
+        return _checked(config, t0_s, get)
+
+
+def _checked(
+    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
+) -> ProcessResult:
+    """The roots checked, the results root locked, then the run or the collection."""
     from ..stages.checks import check_roots
 
-    t0_s = time.perf_counter()
     root_problems = [c for c in check_roots(config) if c.status == "error"]
     if root_problems:
         result = ProcessResult(validation_failed=True)
@@ -108,12 +120,13 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
             from .collect import collect
 
             return collect(config, t0_s)
-        return _run_locked(config, t0_s)
+        return _run_locked(config, t0_s, executor)
 
 
-def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
+def _run_locked(
+    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
+) -> ProcessResult:
     """The run itself, with the results root held (see :func:`run_pipeline`)."""
-
     if config.demo:
         config = demo_config(config)
     log_parameters(config)
@@ -122,11 +135,7 @@ def _run_locked(config: PipelineConfig, t0_s: float) -> ProcessResult:
             outputs.effective_config_path(config.results_root), config.to_json_dict()
         )
         log.info("effective config: %s", path)
-    mode = executor_mode(config)
-    if config.validate_only or mode in ("serial", "async"):
-        return _validated(config, t0_s, None)
-    with start_executor(mode, config.effective_n_jobs, warm_up, config.scheduler_address) as get:
-        return _validated(config, t0_s, get)
+    return _validated(config, t0_s, executor)
 
 
 def _validated(
