@@ -35,6 +35,19 @@ def _alive(pid: int) -> bool:
     return stat[stat.rindex(")") + 2] != "Z"
 
 
+def _start_with_two_workers(dataset, results: Path) -> subprocess.Popen:
+    """``code/run`` with a pool of two, its stderr piped, in its own process group (as a
+    terminal job is)."""
+    return subprocess.Popen(
+        [str(CODE_DIR / "run"), *_args(dataset.data_root, results, "--n-jobs", "2")],
+        env=_env(),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+
+
 @pytest.mark.parametrize(
     ("signum", "to_group", "code"),
     [(signal.SIGTERM, False, 143), (signal.SIGINT, True, 130)],
@@ -42,14 +55,7 @@ def _alive(pid: int) -> bool:
 )
 def test_a_signal_stops_the_run_and_every_worker(dataset, tmp_path, signum, to_group, code):
     results = tmp_path / "out"
-    proc = subprocess.Popen(
-        [str(CODE_DIR / "run"), *_args(dataset.data_root, results, "--n-jobs", "2")],
-        env=_env(),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal job has
-    )
+    proc = _start_with_two_workers(dataset, results)
     lines = []
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
@@ -88,15 +94,7 @@ def test_a_signal_stops_the_run_and_every_worker(dataset, tmp_path, signum, to_g
 def test_workers_leave_when_the_run_process_is_killed_outright(dataset, tmp_path):
     """SIGKILL to the run itself (the OOM killer's way), not to the supervisor: the pool's
     workers and their fork server must not outlive it (they are not the run's children)."""
-    results = tmp_path / "out"
-    proc = subprocess.Popen(
-        [str(CODE_DIR / "run"), *_args(dataset.data_root, results, "--n-jobs", "2")],
-        env=_env(),
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
+    proc = _start_with_two_workers(dataset, tmp_path / "out")
     try:
         for line in proc.stderr:  # type: ignore[union-attr]
             if re.search(r"step run the plan: .* started", line):

@@ -13,10 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from children import run_child
 
 
 def _peak_rss_mb() -> float:
@@ -88,24 +88,7 @@ def child_baseline(root: Path, voxel_um: float) -> dict:
 
 
 def _run_child(kind: str, root: Path, voxel_um: float) -> dict:
-    out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            kind,
-            "--root",
-            str(root),
-            "--voxel-um",
-            str(voxel_um),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, kind, "--root", str(root), "--voxel-um", str(voxel_um))[0]
 
 
 def main() -> None:

@@ -21,10 +21,10 @@ import argparse
 import gzip
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from children import run_child
 
 FIELD_NOISE_MM = 1e-4
 
@@ -155,18 +155,8 @@ def build(root: Path) -> None:
 
 
 def _run_child(kind: str, root: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["log"] = [
-        line for line in out.stderr.splitlines() if "transform" in line or "ANTs" in line
-    ]
+    result, stderr = run_child(__file__, kind, "--root", str(root))
+    result["log"] = [line for line in stderr.splitlines() if "transform" in line or "ANTs" in line]
     return result
 
 

@@ -36,22 +36,14 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "code"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from children import run_child  # noqa: E402
+from demo import rss_bytes  # noqa: E402
+
 from alignprep.supervisor import descendants  # noqa: E402
 
 REFERENCE_S, REFERENCE_GB = 422.0, 10.0  # aind-ibl-ephys-alignment-preprocessing 0.8.2 (issue 15)
 STEP = re.compile(r"step (?P<name>.+?): (?P<what>started|done in (?P<s>[\d.]+) s)")
 ITEM = re.compile(r"item (?P<name>.+): (?P<status>ok|failed|skipped) \((?P<s>[\d.]+) s\)")
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
@@ -172,15 +164,7 @@ def _own_peak_gb() -> float:
 
 
 def _child(kind: str, root: Path) -> dict:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--root", str(root)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"{kind} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_child(__file__, kind, "--root", str(root))[0]
 
 
 def main() -> None:
