@@ -159,10 +159,10 @@ class ProcessExecutor:
                     yield item, exc
 
     def close(self) -> None:
-        """Stop the pool without waiting for its idle workers to finish exiting (each would
-        spend most of a second tearing down its imports); they leave with their fork server."""
+        """Stop the pool and wait for its workers (not waiting leaves the pool's semaphores to
+        the resource tracker, which then warns on the console about leaked objects)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
 
