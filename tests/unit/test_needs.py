@@ -66,6 +66,15 @@ def test_histology_estimate_holds_every_field_of_the_chain(warped_context):
     assert parts["warp (fields in memory)"] >= fields + ccf
     assert ram == max(parts["level read"], parts["warp (fields in memory)"], parts["QC warp"])
     assert disk == parts["histology disk"] > 0
+    # the parts are items of their own: on two workers the two largest can run at once
+    items = sorted(
+        [parts["level read"], parts["warp (fields in memory)"]]
+        + [parts["QC warp"]] * len(ctx.asset.channels),
+        reverse=True,
+    )
+    two = estimate([ctx], {}, n_jobs=2).ram_bytes
+    assert two == ORCHESTRATOR_BYTES + items[0] + items[1] + 2 * WORKER_BASE_BYTES
+    assert estimate([ctx], {}, n_jobs=1).ram_bytes == ORCHESTRATOR_BYTES + ram + WORKER_BASE_BYTES
 
 
 @pytest.fixture

@@ -105,13 +105,22 @@ def histology_needs(ctx) -> tuple[int, int, dict[str, int]]:
     return ram, disk, parts
 
 
+def histology_items(ctx, parts: dict[str, int]) -> list[int]:
+    """The peak of each histology item, which may run at once on several workers: the
+    channels part (the level read), the atlas part (the warp) and each channel's CCF QC."""
+    items = [parts["level read"], parts["warp (fields in memory)"]]
+    if parts["QC warp"]:
+        items += [parts["QC warp"]] * len(ctx.asset.channels)
+    return items
+
+
 def estimate(contexts: list, probe_zarrs: dict[str, list[Path]], n_jobs: int) -> Needs:
     """The run's needs: each mouse's histology and every probe, on ``n_jobs`` workers."""
     needs = Needs()
     peaks: list[int] = []
     for ctx in contexts:
-        ram, disk, parts = histology_needs(ctx)
-        peaks.append(ram + WORKER_BASE_BYTES)
+        _, disk, parts = histology_needs(ctx)
+        peaks += [peak + WORKER_BASE_BYTES for peak in histology_items(ctx, parts)]
         needs.disk_bytes += disk
         prefix = f"{ctx.mouse_id} " if len(contexts) > 1 else ""
         needs.parts.update({prefix + k: v for k, v in parts.items()})
