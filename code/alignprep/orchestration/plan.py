@@ -129,7 +129,7 @@ def plan_mouse(
 def histology_plan(config: PipelineConfig, mouse: MouseReport) -> list[Work]:
     """The histology parts of a mouse: channels and atlas (phase 0), then each channel's
     CCF-space QC volume (phase 1) when asked for and both forward warps exist."""
-    from ..stages.histology_ccf import ccf_space_missing
+    from ..stages.histology_ccf import ccf_space_missing, channel_names
 
     items: list[Work] = [
         HistologyWork(mouse.mouse_id, histology_work_name(part), part=part)
@@ -139,10 +139,10 @@ def histology_plan(config: PipelineConfig, mouse: MouseReport) -> list[Work]:
     if ctx is None or not config.histology.write_ccf_space or ccf_space_missing(ctx):
         return items
     try:
-        others = [ms.name for ms in ctx.asset.additional_channels()]
+        channels = channel_names(ctx)
     except (AlignprepError, ValueError, OSError):  # validation reported it: the parts fail
-        others = []
-    for channel in [ctx.asset.registration_channel, *others]:
+        channels = [ctx.asset.registration_channel]
+    for channel in channels:
         name = histology_ccf_work_name(channel)
         registration = channel == ctx.asset.registration_channel
         items.append(HistologyCcfWork(mouse.mouse_id, name, channel, registration))

@@ -30,6 +30,7 @@ class Schedule:
 
     def __init__(self, config: PipelineConfig, plan: Plan, executor: Executor) -> None:
         self.config, self.plan, self.executor = config, plan, executor
+        self.mice = {m.mouse_id: m for m in plan.mice}
         self.finished: dict[str, dict[str, StageResult]] = {m.mouse_id: {} for m in plan.mice}
         self.submitted: dict[str, set[str]] = {m.mouse_id: set() for m in plan.mice}
         self.resolved = {m.mouse_id: not self._ephys(m) for m in plan.mice}
@@ -43,7 +44,7 @@ class Schedule:
         self._submit_ready()
         for env, outcome in self.executor.completed():
             result = done(env, outcome)
-            mouse = self._mouse(env.work.mouse_id)
+            mouse = self.mice[env.work.mouse_id]
             self.finished[mouse.mouse_id][env.work.name] = result
             if not self.resolved[mouse.mouse_id] and self._all_finished(mouse, self._ephys(mouse)):
                 resolve_tracks(self.config, mouse)
@@ -85,9 +86,6 @@ class Schedule:
 
     def _all_finished(self, mouse: MousePlan, names: list[str]) -> bool:
         return all(n in self.finished[mouse.mouse_id] for n in names)
-
-    def _mouse(self, mouse_id: str) -> MousePlan:
-        return next(m for m in self.plan.mice if m.mouse_id == mouse_id)
 
     @staticmethod
     def _planned(mouse: MousePlan, name: str) -> bool:

@@ -35,6 +35,11 @@ def ccf_channels(ctx: MouseContext, channels: HistologyResult) -> list[str]:
     ``channels`` part failed)."""
     if ccf_space_missing(ctx) or channels.status != "ok":
         return []
+    return channel_names(ctx)
+
+
+def channel_names(ctx: MouseContext) -> list[str]:
+    """The registration channel, then every additional channel."""
     return [ctx.asset.registration_channel, *(m.name for m in ctx.asset.additional_channels())]
 
 
