@@ -76,9 +76,12 @@ def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     samples: list[tuple[float, int]] = []
+    pss: list[tuple[int, dict[int, tuple[int, int]]]] = []  # (tree PSS, pid -> (RSS, PSS))
     while proc.poll() is None:
         tree = [proc.pid, *descendants(proc.pid)]
-        samples.append((time.perf_counter() - t0, sum(rss_bytes(p) for p in tree)))
+        each = {pid: (rss_bytes(pid), pss_bytes(pid)) for pid in tree}
+        samples.append((time.perf_counter() - t0, sum(r for r, _ in each.values())))
+        pss.append((sum(q for _, q in each.values()), each))
         time.sleep(0.1)
     wall = time.perf_counter() - t0
     reader.join(timeout=5)
@@ -94,13 +97,28 @@ def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
         shutil.copytree(work / "results", keep, dirs_exist_ok=True)
     shutil.rmtree(work, ignore_errors=True)
     peak = max((b for _, b in samples), default=0)
+    peak_pss, at_peak = max(pss, key=lambda x: x[0], default=(0, {}))
     return {
         "wall_s": wall,
         "peak_gb": peak / 2**30,
+        "peak_pss_gb": peak_pss / 2**30,
+        "at_peak_pss": {str(pid): [r / 2**30, q / 2**30] for pid, (r, q) in at_peak.items()},
         "steps": steps,
         "items": items,
         "log": [x for _, x in lines],
     }
+
+
+def pss_bytes(pid: int) -> int:
+    """Proportional set size of one process: its private pages plus its share of pages it
+    shares (forked workers share the fork server's pages, which RSS counts in every one)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _steps(lines: list[tuple[float, str]], samples: list[tuple[float, int]]) -> list[dict]:
@@ -192,7 +210,12 @@ def main() -> None:
         keep = args.keep_results if k == args.repeats - 1 else None
         runs.append(run_once(args.root, args.n_jobs, keep))
         r = runs[-1]
-        print(f"run {k + 1}: wall {r['wall_s']:.1f} s, peak tree RSS {r['peak_gb']:.2f} GB")
+        print(
+            f"run {k + 1}: wall {r['wall_s']:.1f} s, peak tree RSS {r['peak_gb']:.2f} GB, "
+            f"peak tree PSS {r['peak_pss_gb']:.2f} GB"
+        )
+        for pid, (rss_gb, pss_gb) in sorted(r["at_peak_pss"].items(), key=lambda x: -x[1][1]):
+            print(f"  at the PSS peak: pid {pid} RSS {rss_gb:.2f} GB, PSS {pss_gb:.2f} GB")
     _report(runs)
     result = {"runs": [{k: v for k, v in r.items() if k != "log"} for r in runs]}
     if args.baselines:

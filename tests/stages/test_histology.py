@@ -131,31 +131,72 @@ def test_grid_geometry_is_the_spec_formula(run):
     assert sidecar["header"]["size_ijk"] == list(pipe.GetSize())
 
 
+def _ants_chain(ds, image_to_ccf: bool = False) -> tuple[list[str], list[bool]]:
+    """The transform list ANTs resamples with (CCF -> image grid, or image -> CCF grid)."""
+    reg = ds.asset / "image_atlas_alignment" / "Ex_639_Em_667" / "ls_to_template_SyN_"
+    t2c = ds.data_root / "spim_template_to_ccf" / "syn_"
+    if image_to_ccf:
+        files = [f"{t2c}1Warp.nii.gz", f"{t2c}0GenericAffine.mat"]
+        return [*files, f"{reg}1Warp.nii.gz", f"{reg}0GenericAffine.mat"], [False] * 4
+    return [
+        f"{reg}0GenericAffine.mat",
+        f"{reg}1InverseWarp.nii.gz",
+        f"{t2c}0GenericAffine.mat",
+        f"{t2c}1InverseWarp.nii.gz",
+    ], [True, False, True, False]
+
+
+def _r(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
+
+
 def test_labels_match_an_independent_ants_warp(run):
     ds, config, _, _ = run
     p = _paths(config)
     fixed = ants.image_read(str(p["registration_pipeline"]), pixeltype="float")
     compact = ants.image_read(str(config.references.ccf_labels_compact), pixeltype="float")
-    reg = ds.asset / "image_atlas_alignment" / "Ex_639_Em_667" / "ls_to_template_SyN_"
-    t2c = ds.data_root / "spim_template_to_ccf" / "syn_"
-    chain = [
-        f"{reg}0GenericAffine.mat",
-        f"{reg}1InverseWarp.nii.gz",
-        f"{t2c}0GenericAffine.mat",
-        f"{t2c}1InverseWarp.nii.gz",
-    ]
+    chain, invert = _ants_chain(ds)
     warped = ants.apply_transforms(
-        fixed, compact, chain, interpolator="genericLabel", whichtoinvert=[True, False, True, False]
+        fixed, compact, chain, interpolator="genericLabel", whichtoinvert=invert
     )
     lut = np.load(config.references.ccf_labels_unique_values)["unique_labels"]
     independent = lut[np.rint(warped.numpy()).astype(int)]
     ours, _ = nrrd.read(str(p["labels"]))  # int32, ITK (i, j, k); float32 would round ids
     assert ours.shape == independent.shape
-    assert np.mean(ours == independent) >= 0.999
+    assert np.array_equal(ours, independent)  # identical, voxel for voxel
     ids = set(np.unique(ours).tolist())
     assert ids <= set(brain_regions().id.tolist())  # every value a signed BrainRegions id
     assert {382, -382, 10703, 484682470, -484682470} <= ids  # > 255 and > 2**24 survive
     assert len(ids) > 15  # both hemispheres, every shell
+
+
+def test_template_intensities_match_an_independent_ants_warp(run):
+    ds, config, _, _ = run
+    p = _paths(config)
+    fixed = ants.image_read(str(p["registration_pipeline"]), pixeltype="float")
+    template = ants.image_read(str(config.references.ccf_template), pixeltype="float")
+    files, invert = _ants_chain(ds)
+    want = ants.apply_transforms(fixed, template, files, whichtoinvert=invert).numpy()
+    ours, _ = nrrd.read(str(p["ccf_template"]))
+    assert _r(ours, want) > 0.9999
+    # ours is rounded to uint16 once; ANTs returns float32 (ULP ~0.004 at these values)
+    assert np.abs(ours.astype(float) - want).max() <= 0.51
+
+
+def test_ccf_space_channels_match_an_independent_ants_warp(run):
+    ds, config, _, _ = run
+    p = _paths(config)
+    ccf = ants.image_read(str(config.references.ccf_template), pixeltype="float")
+    moving = ants.image_read(str(p["registration_pipeline"]), pixeltype="float")
+    files, invert = _ants_chain(ds, image_to_ccf=True)
+    want = ants.apply_transforms(ccf, moving, files, whichtoinvert=invert).numpy()
+    img = _sitk(outputs.ccf_space_path(config.results_root, MOUSE, "Ex_639_Em_667"))
+    ours = sitk.GetArrayFromImage(img)  # (DV, ML, AP) = IRP's (k, j, i) reversed: (AP, ML, DV)
+    stored = ImageHeader.from_ants(ccf)  # the stored template's own index order
+    assert stored.code == "PIR" and ours.shape == (want.shape[0], want.shape[2], want.shape[1])
+    want_irp = np.transpose(want, (0, 2, 1))  # PIR (AP, DV, ML) -> IRP array (AP, ML, DV)
+    assert _r(ours, want_irp) > 0.9999
+    assert np.abs(ours.astype(float) - want_irp).max() <= 0.51
 
 
 @pytest.mark.parametrize("region", [549, -549, 10703, -10703])  # compact regions: TH, DG-mo

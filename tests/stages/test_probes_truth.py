@@ -165,9 +165,8 @@ def test_voxel_origin_corner_is_handled_explicitly(tmp_path):
 
 
 def test_all_rows_in_one_pass_equal_row_by_row(warped, tmp_path, monkeypatch):
-    """Validation maps every row of a mouse through each chain in one ANTs call (ANTs reads
-    every transform file per call): the points are exactly those of one call per row, and a
-    failing row neither changes nor stops the others."""
+    """Validation maps every row of a mouse through each chain in one pass: the points are
+    exactly those of one pass per row, and a failing row neither changes nor stops the others."""
     import dataclasses
 
     from alignprep.inputs.manifest import read_manifest
@@ -183,10 +182,10 @@ def test_all_rows_in_one_pass_equal_row_by_row(warped, tmp_path, monkeypatch):
     bad = dataclasses.replace(rows[0], histology_track_id="no_such_layer", line=999)
     one_by_one = {row.line: probes.compute_tracks(ctx, [row])[row.line] for row in rows}
     calls = []
-    mapped = probes.apply_to_points
-    monkeypatch.setattr(probes, "apply_to_points", lambda *a: calls.append(1) or mapped(*a))
+    mapped = MouseContext.map_points
+    monkeypatch.setattr(MouseContext, "map_points", lambda *a: calls.append(1) or mapped(*a))
     together = probes.compute_tracks(ctx, [rows[0], bad, *rows[1:]])
-    assert len(calls) == 2  # one call per chain (to CCF, to the template) for all rows
+    assert len(calls) == 2  # one pass per chain (to CCF, to the template) for all rows
     assert isinstance(together.pop(999), InputError)
     assert set(together) == set(one_by_one) and len(rows) > 1
     for line, computed in together.items():
@@ -196,3 +195,24 @@ def test_all_rows_in_one_pass_equal_row_by_row(warped, tmp_path, monkeypatch):
         for frame, points in computed.frames.items():
             np.testing.assert_array_equal(points, alone.frames[frame], err_msg=frame)
         assert computed.reads is not None and computed.reads.entries  # the item's re-run inputs
+
+
+def test_picks_equal_the_ants_point_chain_to_10_nm(warped, tmp_path):
+    """The chains run with ANTs's rules on the decoded fields: every frame equals ANTs's own
+    mapping of the same registration-frame points (``apply_transforms_to_points``, float32) to
+    10 nm."""
+    from alignprep.inputs.manifest import read_manifest
+    from alignprep.stages.context import MouseContext
+
+    from .conftest import stage_config
+
+    results = run_stage(warped.data_root, tmp_path)
+    config = stage_config(warped.data_root, tmp_path)
+    ctx = MouseContext.prepare(config, read_manifest(warped.data_root / "manifest.csv"))
+    assert results
+    for res in results.values():
+        spim = np.asarray(res.points["spim_lps_mm"])
+        registration = ctx.registration0.index_to_physical(ctx.native0.physical_to_index(spim))
+        for chain, frame in ((ctx.to_ccf, "ccf_lps_mm"), (ctx.to_template, "template_lps_mm")):
+            want = apply_to_points(chain, registration)
+            assert _max_err_um(np.asarray(res.points[frame]) * 1e3, want * 1e3) < 0.01, frame

@@ -1,8 +1,13 @@
 """The checks of one ANTs registration, in three phases (see ``transform_check``).
 
 1. ``read_files`` and ``sample``: pure Python (files, grids, fixed image, sample points P);
-2. ``tasks``: the ANTs calls the caller runs in a child process (``ants_worker``);
+2. ``tasks``: the ANTs calls the caller runs in a child process (``ants_worker``): ITK's
+   reading of every header and of the affine; without a field store, also the warps on P;
 3. ``conclude``: ITK's reading against ours, the round trip, the image similarity.
+
+With a :class:`~alignprep.inputs.field_store.FieldStore`, the single read of each warp also
+decodes it into the store, and the warps map P there (ANTs's rules, the same code every track and
+volume of the run then uses) instead of in ITK, which would read each ~1 GB file again.
 """
 
 from __future__ import annotations
@@ -12,9 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..space.fields import ChainMap
 from ..space.frames import ImageHeader
 from ..space.transforms import Registration
 from .ants_worker import AntsTask, TaskOutcome
+from .field_store import DecodedField, FieldStore
 from .registration_images import (
     ImageSource,
     foreground,
@@ -52,8 +59,12 @@ class RegistrationCheck:
 class RegistrationChecker:
     """The state of one registration's check across its three phases."""
 
-    def __init__(self, item: RegistrationCheck, limits: TransformLimits) -> None:
+    def __init__(
+        self, item: RegistrationCheck, limits: TransformLimits, store: FieldStore | None = None
+    ) -> None:
         self.item = item
+        self.store = store
+        self.decoded: dict[str, DecodedField] = {}
         self.reg = item.registration
         self.limits = limits
         self.where = str(self.reg.affine.parent)
@@ -86,7 +97,11 @@ class RegistrationChecker:
         for role, path in (("InverseWarp", reg.inverse_warp), ("Warp", reg.warp)):
             if path is not None:
                 try:
-                    self.scans[role] = scan_warp(path, self.limits)
+                    if self.store is None:
+                        self.scans[role] = scan_warp(path, self.limits)
+                    else:
+                        self.decoded[role] = self.store.get(path, self.limits)
+                        self.scans[role] = self.decoded[role].scan
                 except InputError as exc:
                     self.problems.append(Problem.from_error(exc))
         if reg.warp is None:
@@ -164,7 +179,7 @@ class RegistrationChecker:
                 out.append(
                     AntsTask(t(f"affine {inv}"), "points", (str(reg.affine),), (inv,), probe)
                 )
-        if len(self.points):
+        if len(self.points) and not self.decoded:
             pts = self.points.tolist()
             if "Warp" in self.scans:
                 out.append(AntsTask(t("Warp(P)"), "points", (str(reg.warp),), (False,), pts))
@@ -227,7 +242,10 @@ class RegistrationChecker:
                 )
 
     def _mapped(self, mine: dict[str, TaskOutcome]) -> dict[str, np.ndarray] | None:
-        """Warp(P), InverseWarp(P) and InverseWarp(Warp(P)) from the ANTs results."""
+        """Warp(P), InverseWarp(P) and InverseWarp(Warp(P)), from the decoded fields or else
+        from the ANTs results."""
+        if self.decoded:
+            return self._mapped_here() if len(self.points) else None
         inv, warp = mine.get("InverseWarp(P)"), mine.get("Warp(P)")
         if inv is None or not inv.ok:
             return None
@@ -237,6 +255,24 @@ class RegistrationChecker:
         if warp is not None and warp.ok:
             out["Warp"] = np.asarray(warp.result, dtype=float)
             out["round trip"] = result[n:]
+        elif self.reg.warp is None:
+            out["Warp"] = 2 * self.points - out["InverseWarp"]  # first order: u = -v
+        else:
+            return None
+        return out
+
+    def _mapped_here(self) -> dict[str, np.ndarray] | None:
+        """:meth:`_mapped` through the decoded fields."""
+        if "InverseWarp" not in self.decoded:
+            return None
+
+        def through(role: str, points: np.ndarray) -> np.ndarray:
+            return ChainMap((self.decoded[role].step(),)).apply(points)
+
+        out = {"InverseWarp": through("InverseWarp", self.points)}
+        if "Warp" in self.decoded:
+            out["Warp"] = through("Warp", self.points)
+            out["round trip"] = through("InverseWarp", out["Warp"])
         elif self.reg.warp is None:
             out["Warp"] = 2 * self.points - out["InverseWarp"]  # first order: u = -v
         else:

@@ -6,9 +6,12 @@ For each ANTs registration of a mouse (LS brain -> LCA template, LCA template ->
    invertibility and scale; each warp's gzip stream, header, vector shape, finite values and
    magnitudes. ITK never sees a file that failed here;
 2. grids: the Warp and the InverseWarp share one grid, and it covers the fixed image's foreground;
-3. in a child process (``ants_worker``; ITK crashes on bad files): ITK's view of the warp headers,
-   the affine on probe points (must equal our parse), the Warp then the InverseWarp on points P of
-   the fixed image's foreground (the round trip must come back within a fraction of a voxel);
+3. in a child process (``ants_worker``; ITK crashes on bad files): ITK's view of the warp headers
+   and the affine on probe points (must equal our parse); then the Warp and the InverseWarp on
+   points P of the fixed image's foreground (the round trip must come back within a fraction of a
+   voxel). With a field store (every run), each warp's one complete read also decodes it into
+   the store, and P is mapped there with ANTs's rules, as every track and volume of the run is;
+   without one, ITK maps P in the child;
 4. images (a swapped pair is still mutually inverse, so the round trip cannot see it): the moving
    image sampled at Aff(Warp(P)) must match the fixed image better than at Aff(InverseWarp(P)),
    and not worse than at Aff(P) (warps of another registration do). Without images or contrast
@@ -32,6 +35,7 @@ from ..logs import get_logger
 from ..space.frames import ImageHeader
 from .ants_worker import run_ants_tasks
 from .check_cache import CheckCache
+from .field_store import FieldStore
 from .registration_check import RegistrationCheck, RegistrationChecker
 from .registration_images import ImageSource
 from .transform_files import Problem, TransformLimits
@@ -69,11 +73,15 @@ class TransformReport:
 
 
 def check_transforms(
-    ctx: MouseContext, limits: TransformLimits | None = None, cache: CheckCache | None = None
+    ctx: MouseContext,
+    limits: TransformLimits | None = None,
+    cache: CheckCache | None = None,
+    store: FieldStore | None = None,
 ) -> TransformReport:
     """Check both registrations of a mouse (one ANTs child process for both).
 
     With a ``cache``, a passed verdict on the same file contents is reused, and a pass is stored.
+    With a ``store``, every warp is decoded into it (``threads`` at once) by its one read.
     """
     limits = limits or TransformLimits()
     items = registrations_of(ctx)
@@ -81,21 +89,27 @@ def check_transforms(
     if key is not None and (hit := cache.get(key)) is not None:
         log.info("transform check: passed before on the same file contents (key %s)", key[:12])
         return hit
-    report = check_registrations(items, limits)
+    report = check_registrations(items, limits, store, ctx.threads)
     if key is not None:
         cache.put(key, report)
     return report
 
 
 def check_registrations(
-    items: list[RegistrationCheck], limits: TransformLimits | None = None
+    items: list[RegistrationCheck],
+    limits: TransformLimits | None = None,
+    store: FieldStore | None = None,
+    threads: int = 1,
 ) -> TransformReport:
     """Read and check every file, run the ANTs parts in a child, then judge; logs wall times."""
     limits = limits or TransformLimits()
     t0_s = time.perf_counter()
+    if store is not None:  # decompression releases the GIL: every warp at once, by threads
+        warps = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
+        store.get_many([p for p in warps if p.is_file()], limits, threads)
     checks = []
     for item in items:
-        check = RegistrationChecker(item, limits)
+        check = RegistrationChecker(item, limits, store)
         _contained(check, check.read_files, check.sample)
         checks.append(check)
     t1_s = time.perf_counter()

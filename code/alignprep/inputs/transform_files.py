@@ -6,12 +6,16 @@
   first and ITK only ever sees files that passed.
 * ``scan_warp``: streams a displacement-field NIfTI (``.nii.gz``) to its end in bounded memory:
   gzip integrity (the CRC is checked at end of stream), header, a 3-component vector field
-  (X, Y, Z, 1, 3), finite values, plausible magnitudes.
+  (X, Y, Z, 1, 3), finite values, plausible magnitudes. The same single read can write the
+  voxels, as little-endian float32 in the file's own order, to ``sink`` and hashes the file's
+  bytes (sha256), so that nothing needs to read the file again (``field_store``).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import re
 import zlib
 from dataclasses import dataclass
@@ -174,6 +178,7 @@ class WarpScan:
     header: ImageHeader  # LPS, ITK index order, as nibabel reads the file
     dtype: str
     max_abs_mm: float  # largest |component| over the whole field
+    sha256: str = ""  # of the file's bytes (compressed, as stored)
 
     @property
     def voxel_mm(self) -> float:
@@ -181,13 +186,43 @@ class WarpScan:
         return float(self.header.spacing.min())
 
 
-def scan_warp(path: Path, limits: TransformLimits, block_bytes: int = BLOCK_BYTES) -> WarpScan:
-    """Stream a displacement field to its end; InputError naming the file on the first defect."""
+class _Hashing(io.RawIOBase):
+    """A raw file whose bytes are hashed as they are read."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw, self.hash = raw, hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self.raw.readinto(buffer)
+        if n:
+            self.hash.update(memoryview(buffer)[:n])
+        return n or 0
+
+
+def scan_warp(
+    path: Path,
+    limits: TransformLimits,
+    block_bytes: int = BLOCK_BYTES,
+    sink: BinaryIO | None = None,
+) -> WarpScan:
+    """Stream a displacement field to its end; InputError naming the file on the first defect.
+
+    With ``sink``, the voxel values (scaled, little-endian float32, the file's Fortran order:
+    component slowest) are written to it as they are read.
+    """
     path = Path(path)
     try:
-        opener = gzip.open if path.name.endswith(".gz") else open
-        with opener(path, "rb") as fh:
-            return _scan(fh, path, limits, block_bytes)
+        with path.open("rb") as raw:
+            hashing = _Hashing(raw)
+            stream = io.BufferedReader(hashing, 1 << 20)
+            fh = gzip.GzipFile(fileobj=stream) if path.name.endswith(".gz") else stream
+            scan = _scan(fh, path, limits, block_bytes, sink)
+            while stream.read(1 << 20):  # bytes after the gzip member count too
+                pass
+            return WarpScan(scan.path, scan.header, scan.dtype, scan.max_abs_mm, _hex(hashing))
     except InputError:
         raise
     except EOFError:
@@ -200,7 +235,13 @@ def scan_warp(path: Path, limits: TransformLimits, block_bytes: int = BLOCK_BYTE
         raise InputError(f"cannot read the displacement field: {exc}", file=path) from None
 
 
-def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -> WarpScan:
+def _hex(hashing: _Hashing) -> str:
+    return hashing.hash.hexdigest()
+
+
+def _scan(
+    fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int, sink: BinaryIO | None
+) -> WarpScan:
     import nibabel as nib
 
     head = fh.read(4)
@@ -208,9 +249,10 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
         raise InputError("empty file: expected a NIfTI displacement field", file=path)
     sizeof = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
     klass = nib.Nifti2Header if 540 in sizeof else nib.Nifti1Header
-    fh.seek(0)
+    block = head + fh.read(klass.sizeof_hdr - 4)  # read once, never rewound (the file is hashed)
+    consumed = len(block)
     try:
-        hdr = klass.from_fileobj(fh, check=True)
+        hdr = klass.from_fileobj(io.BytesIO(block), check=True)
     except Exception as exc:  # nibabel: HeaderDataError, ValueError, ...
         raise InputError(f"not a NIfTI header ({exc})", file=path) from None
     shape = tuple(int(n) for n in hdr.get_data_shape())
@@ -229,7 +271,6 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
         )
     header = _lps_header(hdr, shape, path)
     offset = int(hdr.get_data_offset())
-    consumed = fh.tell()
     if offset < consumed:
         raise InputError(f"vox_offset {offset} lies inside the header", file=path)
     fh.read(offset - consumed)
@@ -250,6 +291,8 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
         values = np.frombuffer(raw, dtype=dtype)  # no copy, no float64 conversion
         if slope is not None:
             values = values * slope + (inter or 0.0)
+        if sink is not None:
+            sink.write(values.astype("<f4", copy=False).data)
         start = done // dtype.itemsize
         if not _component_max(values, start, n_vox, max_abs):  # NaN / Inf propagate to max
             bad = ~np.isfinite(values)
@@ -264,13 +307,18 @@ def _scan(fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int) -
     while fh.read(block_bytes):  # to the end of the stream: gzip verifies its CRC there
         pass
     peak = float(max_abs.max())
-    if peak > limits.max_displacement_mm:
+    check_peak(peak, limits, path)
+    return WarpScan(path, header, str(dtype), peak)
+
+
+def check_peak(peak_mm: float, limits: TransformLimits, path: Path) -> None:
+    """InputError when the largest displacement component is implausible."""
+    if peak_mm > limits.max_displacement_mm:
         raise InputError(
-            f"implausible displacement: max |component| {peak:.3g} mm > "
+            f"implausible displacement: max |component| {peak_mm:.3g} mm > "
             f"{limits.max_displacement_mm:g} mm (units? a field from another tool?)",
             file=path,
         )
-    return WarpScan(path, header, str(dtype), peak)
 
 
 def _component_max(values: np.ndarray, start: int, n_vox: int, out: np.ndarray) -> bool:

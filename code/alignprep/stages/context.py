@@ -11,6 +11,7 @@ import numpy as np
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
+from ..inputs.field_store import FieldStore
 from ..inputs.identity import check_subject, subject_from_name, subjects_of
 from ..inputs.locate import confine
 from ..inputs.manifest import Manifest
@@ -18,7 +19,9 @@ from ..inputs.omezarr import Multiscale
 from ..inputs.references import CcfLabels, TemplateToCcf, check_ccf_template, template_to_ccf
 from ..inputs.smartspim import SmartSpimAsset, discover
 from ..logs import get_logger
-from ..reads import Reads, note_listing, recorded_cache, recording
+from ..reads import Reads, note_file, note_listing, recorded_cache, recording
+from ..resources import available_cpus
+from ..space.fields import ChainMap
 from ..space.frames import ImageHeader, native_header
 from ..space.pipeline_frame import (
     REGISTRATION_LEVEL,
@@ -52,7 +55,7 @@ class MouseContext:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for a worker without its caches (the labels volume is read there if used)."""
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_recorded_")}
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
     @classmethod
     def prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
@@ -134,6 +137,32 @@ class MouseContext:
     def image_to_ccf(self) -> Chain:
         """Resamples registration-frame images onto the CCF grid (needs both 1Warp files)."""
         return ccf_to_individual(self.asset.ls_to_template, self.template_to_ccf.registration)
+
+    @property
+    def threads(self) -> int:
+        """Threads for this process's numerical work: the cores it may use."""
+        if "_threads" not in self.__dict__:
+            self.__dict__["_threads"] = available_cpus()
+        return self.__dict__["_threads"]
+
+    @property
+    def field_store(self) -> FieldStore:
+        """Decoded displacement fields, shared by every process of the run (scratch)."""
+        return FieldStore(self.config.scratch_root)
+
+    def chain_map(self, chain: Chain) -> ChainMap:
+        """``chain`` ready to evaluate: affines parsed, fields decoded once per file version
+        (:mod:`alignprep.inputs.field_store`; the transform check usually did it already)."""
+        maps: dict[Chain, ChainMap] = self.__dict__.setdefault("_chain_maps", {})
+        for path in chain.files:  # every use depends on the files, not only the first one
+            note_file(path)
+        if chain not in maps:
+            maps[chain] = self.field_store.chain_map(chain)
+        return maps[chain]
+
+    def map_points(self, chain: Chain, points_lps_mm: np.ndarray) -> np.ndarray:
+        """(n, 3) LPS mm points through ``chain`` (ANTs's rules, double precision)."""
+        return self.chain_map(chain).apply(points_lps_mm, self.threads)
 
     @recorded_cache
     def labels(self) -> CcfLabels:

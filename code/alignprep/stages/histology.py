@@ -3,10 +3,12 @@
 G is the ``output_voxel_size_um`` resample of the zarr level chosen by
 ``desired_voxel_size_um``, with G's index 0 at that level's index 0, reoriented to IRP
 (outputs.md §2, coordinates.md §3.4, §7). The CCF template and labels are sampled at every G
-voxel's registration-frame position through the point chain, then stamped with G's native
-header. ANTs reads canonical (PIR) scratch copies of the CCF volumes, so the stored index order
-of the references cannot change the outputs. Every file is written atomically; a failure
-removes what the stage wrote.
+voxel's registration-frame position through the point chain (linear / genericLabel, ANTs's
+rules: :mod:`alignprep.space.sampling`), then stamped with G's native header. The chain is
+evaluated once per output voxel for both volumes, slab by slab, from the displacement fields
+decoded once per run (:mod:`alignprep.inputs.field_store`). The CCF volumes are read in the
+canonical PIR layout, so the stored index order of the references cannot change the outputs.
+Every file is written atomically; a failure removes what the stage wrote.
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
-from ..config import PipelineConfig, ReferenceParams
+from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs.omezarr import Level, Multiscale
-from ..inputs.references import unique_labels, write_canonical_ccf
+from ..inputs.references import read_ccf_volume, unique_labels
 from ..logs import get_logger, heartbeat, progress, step
 from ..space.frames import ImageHeader, native_header, reorient
 from ..space.resample import antialias_resample, output_size, reorient_array, to_dtype
-from ..space.transforms import Chain, apply_to_volume_files
+from ..space.sampling import Moving, resample
 from ..work import HISTOLOGY_PARTS, HistologyCcfWork, HistologyWork, StageResult, Status
 from .context import MouseContext
 
@@ -85,30 +87,6 @@ class Grids:
         return cls(level, native_irp, reg_irp, transform)
 
 
-@dataclass(frozen=True)
-class CanonicalCcf:
-    """Scratch copies of the CCF template and compact labels in the canonical PIR layout.
-
-    ANTs reads these instead of the stored files: the stored index order (any permutation of
-    PIR, NIfTI or NRRD) then cannot change a single output byte.
-    """
-
-    template: Path
-    labels: Path
-
-    @classmethod
-    def write(cls, references: ReferenceParams, scratch: Path) -> CanonicalCcf:
-        """Check, reorient and write both volumes under ``scratch``."""
-        return cls(
-            write_canonical_ccf(
-                references.ccf_template, "CCF template", scratch / "ccf_template_pir.nrrd"
-            ),
-            write_canonical_ccf(
-                references.ccf_labels_compact, "CCF compact labels", scratch / "ccf_labels_pir.nrrd"
-            ),
-        )
-
-
 def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
     """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order)."""
     lazy = ms.read_level(ms.levels[grids.level.index])
@@ -122,24 +100,6 @@ def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
     resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size)
     del volume
     return reorient_array(resampled, grids.transform)
-
-
-def warp_file_to_grid(
-    reference: Path, moving: Path, chain: Chain, interpolator: str, scratch: Path
-) -> np.ndarray:
-    """``moving`` (a file) sampled on ``reference``'s grid through ``chain``: float32, ITK order."""
-    import nrrd
-
-    with heartbeat(f"ANTs warp of {moving.name}"):
-        out = apply_to_volume_files(reference, moving, chain, interpolator, scratch / "warped.nrrd")
-    data, _ = nrrd.read(str(out))
-    out.unlink()
-    return data
-
-
-def grid_file(grid: ImageHeader, path: Path) -> Path:
-    """A reference image of ``grid`` for ANTs: exact header (NRRD text), uint8 zeros."""
-    return outputs.write_nrrd_atomic(path, np.zeros(grid.size, dtype=np.uint8), grid)
 
 
 class _Writer:
@@ -269,31 +229,48 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
 
 
 def _atlas(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed: Timed) -> None:
-    """The CCF template and labels sampled at every voxel of G through the point chain."""
+    """The CCF template (linear) and compact labels (genericLabel) sampled at every voxel of G.
+
+    One evaluation of the point chain per voxel serves both volumes. Labels: compact index ->
+    signed Allen id (int32) through the lookup.
+    """
     cfg, root, mouse = ctx.config, ctx.config.results_root, ctx.mouse_id
     paths = outputs.histology_paths(root, mouse)
     grids = _grids(ctx, result, timed)
-    with outputs.scratch_dir(cfg.scratch_root, "histology") as tmp:
-        scratch = Path(tmp)
-        reference = grid_file(grids.registration, scratch / "grid.nrrd")
-        with timed("CCF references -> canonical PIR"):
-            ccf = CanonicalCcf.write(cfg.references, scratch)
-        with timed("CCF template -> image"):
-            template = warp_file_to_grid(reference, ccf.template, ctx.to_ccf, "linear", scratch)
-            writer.nrrd(paths["ccf_template"], to_dtype(template, np.uint16), grids.native)
-            del template
-        with timed("CCF labels -> image"):
-            lut = unique_labels(cfg)
-            compact = warp_file_to_grid(reference, ccf.labels, ctx.to_ccf, "genericLabel", scratch)
-            index = np.rint(compact, out=compact).astype(np.int32)
-            del compact
-            if index.min() < 0 or index.max() >= len(lut):
-                raise InputError(
-                    f"warped compact label {int(index.max())} has no entry in the lookup",
-                    file=cfg.references.ccf_labels_unique_values,
-                )
-            writer.nrrd(paths["labels"], lut.astype(np.int32)[index], grids.native)
-            del index
+    with timed("CCF references"):
+        lut = unique_labels(cfg)
+        template, template_h = read_ccf_volume(cfg.references.ccf_template, "CCF template")
+        compact, compact_h = read_ccf_volume(
+            cfg.references.ccf_labels_compact, "CCF compact labels"
+        )
+        compact = integer_labels(compact, cfg.references.ccf_labels_compact)
+        moving = [
+            Moving(template, template_h, "linear", np.dtype(np.uint16)),
+            Moving(compact, compact_h, "label", compact.dtype),
+        ]
+    with timed("CCF template and labels -> image"), heartbeat("CCF template and labels on G"):
+        warped, index = resample(grids.registration, ctx.chain_map(ctx.to_ccf), moving, ctx.threads)
+    del template, compact, moving
+    writer.nrrd(paths["ccf_template"], warped, grids.native)
+    del warped
+    if index.min() < 0 or index.max() >= len(lut):
+        raise InputError(
+            f"warped compact label {int(index.max())} has no entry in the lookup",
+            file=cfg.references.ccf_labels_unique_values,
+        )
+    labels = lut.astype(np.int32)[index]
+    del index
+    writer.nrrd(paths["labels"], labels, grids.native)
+
+
+def integer_labels(compact: np.ndarray, path: Path) -> np.ndarray:
+    """Compact labels as integers: stored floats must hold whole numbers (else InputError)."""
+    if compact.dtype.kind in "iu":
+        return compact
+    as_int = compact.astype(np.int32)
+    if not np.array_equal(as_int, compact):
+        raise InputError("compact labels hold non-integer values", file=path)
+    return as_int
 
 
 def run(ctx: MouseContext, work: HistologyWork | HistologyCcfWork) -> StageResult:

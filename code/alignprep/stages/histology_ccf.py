@@ -14,12 +14,12 @@ from pathlib import Path
 from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
-from ..inputs.references import write_canonical_ccf
+from ..logs import heartbeat
 from ..space.frames import reorient
-from ..space.resample import reorient_array, to_dtype
+from ..space.sampling import Moving, resample
 from ..work import HistologyCcfWork
 from .context import MouseContext
-from .histology import OUTPUT_CODE, Grids, HistologyResult, guarded, warp_file_to_grid
+from .histology import OUTPUT_CODE, Grids, HistologyResult, guarded
 
 
 def ccf_space_missing(ctx: MouseContext) -> str:
@@ -44,41 +44,26 @@ def channel_names(ctx: MouseContext) -> list[str]:
 
 
 def run_ccf_channel(ctx: MouseContext, channel: str) -> HistologyResult:
-    """``ccf_space_histology/<channel>.nrrd`` from the channel's image-space volume."""
+    """``ccf_space_histology/<channel>.nrrd`` from the channel's image-space volume.
+
+    The volume is sampled (linear, ANTs's rules) at every voxel of the CCF 25 um grid in IRP
+    order through the image chain; its voxels are placed by the registration-frame geometry of G.
+    """
     import nrrd
 
     def body(result: HistologyResult, writer, timed) -> None:
         root, mouse = ctx.config.results_root, ctx.mouse_id
         registration = channel == ctx.asset.registration_channel
-        if registration:
-            dtype = ctx.multiscale.dtype
-        else:
-            found = [m for m in ctx.asset.additional_channels() if m.name == channel]
-            if not found:
-                raise InputError(f"no channel {channel!r} in the asset", file=ctx.asset.path)
-            dtype = found[0].dtype
+        if not registration and channel not in channel_names(ctx):
+            raise InputError(f"no channel {channel!r} in the asset", file=ctx.asset.path)
         grids = Grids.build(ctx)
-        ccf_irp, transform = reorient(ctx.ccf_template, OUTPUT_CODE)
-        with (
-            timed(f"{channel} -> CCF (QC)"),
-            outputs.scratch_dir(ctx.config.scratch_root, "histology-ccf") as tmp,
-        ):
-            scratch = Path(tmp)
-            template = write_canonical_ccf(
-                ctx.config.references.ccf_template, "CCF template", scratch / "ccf_template.nrrd"
-            )  # its grid is ctx.ccf_template, whatever index order the stored template has
+        ccf_irp, _ = reorient(ctx.ccf_template, OUTPUT_CODE)  # the CCF voxel centres, IRP order
+        with timed(f"{channel} -> CCF (QC)"), heartbeat(f"{channel} on the CCF grid"):
             source = source_path(ctx.config, mouse, channel, registration)
-            if registration:
-                moving = source
-            else:  # re-stamped with the registration-frame geometry of G
-                data, _ = nrrd.read(str(source))
-                moving = outputs.write_nrrd_atomic(
-                    scratch / f"{channel}.nrrd", data, grids.registration
-                )
-                del data
-            warped = warp_file_to_grid(template, moving, ctx.image_to_ccf, "linear", scratch)
-            volume = to_dtype(reorient_array(warped, transform), dtype)
-            del warped
+            data, _ = nrrd.read(str(source))  # ITK (i, j, k) order, the dtype it was written in
+            moving = Moving(data, grids.registration, "linear", data.dtype)
+            (volume,) = resample(ccf_irp, ctx.chain_map(ctx.image_to_ccf), [moving], ctx.threads)
+            del data, moving
             writer.nrrd(outputs.ccf_space_path(root, mouse, channel), volume, ccf_irp)
 
     return guarded(ctx, body)

@@ -24,7 +24,6 @@ from ..logs import get_logger
 from ..reads import Reads, recording, replay
 from ..space import atlas
 from ..space.frames import lps_mm_to_ras_um
-from ..space.transforms import apply_to_points
 from ..work import ComputedTrack, StageResult, Status, TrackWork
 from .context import MouseContext
 from .shanks import gui_shank_suffixes
@@ -77,10 +76,9 @@ def compute_tracks(
 ) -> dict[int, ComputedTrack | InputError | ValueError | OSError]:
     """Every row's picks in every frame, by manifest line; a failing row gets its error.
 
-    All rows' points go through each transform chain in one ANTs call: ANTs reads every file of
-    a chain (each displacement field ~1 GB at real size) on every call, so one call per chain
-    per mouse, not per row. ANTs maps each point on its own, so the points are the same as
-    row by row.
+    All rows' points go through each transform chain in one pass, with ANTs's rules on the
+    displacement fields decoded once per run (:meth:`MouseContext.map_points`); each point is
+    mapped on its own, so the points are the same as row by row.
     """
     outcomes: dict[int, ComputedTrack | InputError | ValueError | OSError] = {}
     picks: dict[int, tuple[_Picks, Reads]] = {}
@@ -94,8 +92,8 @@ def compute_tracks(
         return outcomes
     with recording() as shared:
         registration = np.concatenate([p.registration_lps_mm for p, _ in picks.values()])
-        ccf_all = apply_to_points(ctx.to_ccf, registration)
-        template_all = apply_to_points(ctx.to_template, registration)
+        ccf_all = ctx.map_points(ctx.to_ccf, registration)
+        template_all = ctx.map_points(ctx.to_template, registration)
     start = 0
     for line, (p, reads) in picks.items():
         stop = start + len(p.registration_lps_mm)
