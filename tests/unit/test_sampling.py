@@ -127,7 +127,7 @@ def test_ties_go_to_the_smallest_label(tmp_path):
             assert np.array_equal(ours, np.minimum(labels[:-1, :7, :7], labels[1:, :7, :7]))
 
 
-def test_slabs_and_threads_do_not_change_a_bit(scene, monkeypatch):
+def test_bricks_and_threads_do_not_change_a_bit(scene, monkeypatch):
     grid, moving_h = scene["grid"], scene["moving_h"]
     chain_map = scene["store"].chain_map(scene["chain"])
     moving = [
@@ -135,8 +135,8 @@ def test_slabs_and_threads_do_not_change_a_bit(scene, monkeypatch):
         Moving(scene["intensity"], moving_h, "linear", np.dtype(np.uint16)),
     ]
     whole = resample(grid, chain_map, moving, threads=1)
-    monkeypatch.setattr(sampling, "SLAB_POINTS", 1000)  # many slabs
-    monkeypatch.setattr(fields, "MIN_POINTS_PER_THREAD", 10)  # several threads per slab
+    monkeypatch.setattr(sampling, "BRICK_EDGE", 7)  # many bricks, partial ones at every edge
+    monkeypatch.setattr(fields, "MIN_POINTS_PER_THREAD", 10)  # several threads per brick
     sliced = resample(grid, chain_map, moving, threads=3)
     for a, b in zip(whole, sliced, strict=True):
         assert np.array_equal(a, b)

@@ -87,17 +87,21 @@ class Grids:
         return cls(level, native_irp, reg_irp, transform)
 
 
-def read_resampled(ms: Multiscale, grids: Grids, out_mm: float) -> np.ndarray:
-    """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order)."""
+def read_resampled(ms: Multiscale, grids: Grids, out_mm: float, threads: int = 1) -> np.ndarray:
+    """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order).
+
+    The level is read slab by slab straight into one float32 array, which is filtered in place.
+    """
     lazy = ms.read_level(ms.levels[grids.level.index])
-    stored = np.empty(lazy.shape, dtype=lazy.dtype)
+    stored = np.empty(lazy.shape, dtype=np.float32)
     step_z = max(1, lazy.chunks[0])
     slabs = range(0, lazy.shape[0], step_z)
     for z0 in progress(slabs, f"read {ms.name} level {grids.level.index} ({len(slabs)} slabs)"):
         stored[z0 : z0 + step_z] = lazy[z0 : z0 + step_z, :, :]
     volume = stored.transpose(2, 1, 0)  # zarr (z, y, x) -> ITK (i, j, k)
+    del stored
     size = output_size(grids.level.size, grids.level.spacing_mm, out_mm)
-    resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size)
+    resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size, threads)
     del volume
     return reorient_array(resampled, grids.transform)
 
@@ -200,7 +204,9 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
     paths = outputs.histology_paths(root, mouse)
     grids = _grids(ctx, result, timed)
     with timed("registration channel"):
-        reg = to_dtype(read_resampled(ctx.multiscale, grids, out_mm), ctx.multiscale.dtype)
+        reg = to_dtype(
+            read_resampled(ctx.multiscale, grids, out_mm, ctx.threads), ctx.multiscale.dtype
+        )
         writer.nrrd(paths["registration"], reg, grids.native)
         writer.nrrd(paths["registration_pipeline"], reg, grids.registration)
         writer.json(
@@ -215,7 +221,7 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
         del reg
     with timed("additional channels"):
         for ms in ctx.asset.additional_channels():
-            vol = to_dtype(read_resampled(ms, grids, out_mm), ms.dtype)
+            vol = to_dtype(read_resampled(ms, grids, out_mm, ctx.threads), ms.dtype)
             writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
             del vol
     if cfg.histology.write_ccf_space:
