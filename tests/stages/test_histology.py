@@ -292,3 +292,19 @@ def test_ten_micrometre_output(tmp_path):
     want = sorted(round(n * s / 0.01) for n, s in zip(level.size, level.spacing_mm, strict=True))
     assert sorted(img.GetSize()) == want
     assert len(np.unique(sitk.GetArrayFromImage(img))) > 10
+
+
+def test_the_narrowest_exact_type_keeps_every_value():
+    from alignprep.stages.histology import narrowest_exact
+
+    rng = np.random.default_rng(4)
+    wide = rng.integers(0, 40000, (5, 6, 7)).astype(np.uint32)
+    wide[0, 0, 0] = 0
+    narrow = narrowest_exact(wide)
+    assert narrow.dtype == np.uint16 and np.array_equal(narrow, wide)
+    assert narrowest_exact(wide // 200).dtype == np.uint8
+    assert narrowest_exact(wide - 1).dtype == np.uint32  # 0 - 1 wraps: needs 32 bits
+    signed = wide.astype(np.int32) - 5
+    assert narrowest_exact(signed) is signed  # negative values: kept as stored
+    floats = wide.astype(np.float32)
+    assert narrowest_exact(floats) is floats

@@ -54,22 +54,23 @@ def test_probe_channels_and_concurrency(tmp_path):
     assert 3.0 * GB < per[384] < 4.0 * GB  # the calibration point: 3.6 GB for 384 channels
 
 
-def test_histology_estimate_holds_every_field_of_the_chain(warped_context):
+def test_histology_estimate_puts_every_field_on_disk_not_in_memory(warped_context):
     import SimpleITK as sitk
 
     ctx = warped_context
     ram, disk, parts = needs_mod.histology_needs(ctx)
-    inverse = [p for p in ctx.to_ccf.files if str(p).endswith("InverseWarp.nii.gz")]
-    assert len(inverse) == 2
-    fields = sum(int(np.prod(sitk.ReadImage(str(p)).GetSize())) * 3 * 4 for p in inverse)
-    ccf = int(np.prod(ctx.ccf_template.size)) * 4
-    assert parts["warp (fields in memory)"] >= fields + ccf
-    assert ram == max(parts["level read"], parts["warp (fields in memory)"], parts["QC warp"])
-    assert disk == parts["histology disk"] > 0
+    regs = (ctx.asset.ls_to_template, ctx.template_to_ccf.registration)
+    warps = [p for r in regs for p in (r.inverse_warp, r.warp) if p is not None]
+    assert len(warps) == 4
+    fields = sum(int(np.prod(sitk.ReadImage(str(p)).GetSize())) * 3 * 4 for p in warps)
+    assert parts["decoded fields (scratch)"] == fields  # decoded once, float32, into scratch
+    assert disk == parts["histology disk"] + fields and parts["histology disk"] > 0
+    ccf = int(np.prod(ctx.ccf_template.size))
+    assert parts["atlas"] >= ccf * 4 * 2  # a CCF volume read, and its canonical copy
+    assert ram == max(parts["level read"], parts["atlas"], parts["CCF QC"])
     # the parts are items of their own: on two workers the two largest can run at once
     items = sorted(
-        [parts["level read"], parts["warp (fields in memory)"]]
-        + [parts["QC warp"]] * len(ctx.asset.channels),
+        [parts["level read"], parts["atlas"]] + [parts["CCF QC"]] * len(ctx.asset.channels),
         reverse=True,
     )
     two = estimate([ctx], {}, n_jobs=2).ram_bytes

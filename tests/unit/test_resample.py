@@ -85,6 +85,9 @@ def test_to_dtype_clips_never_wraps():
     assert to_dtype(v, np.uint16).tolist() == [0, 0, 1, 256, 65535]
     assert to_dtype(np.array([1340.0]), np.uint8).tolist() == [255]  # not 1340 % 256 = 60
     assert to_dtype(np.array([484682470.0]), np.int32).tolist() == [484682470]
+    work = v.copy()
+    assert to_dtype(work, np.uint16, overwrite=True).tolist() == [0, 0, 1, 256, 65535]
+    assert work.tolist() == np.rint(v).tolist()  # rounded in place, not copied
 
 
 @pytest.mark.parametrize("code", ["RPI", "LAS", "SAR", "PIR", "IRP", "ALI"])

@@ -31,7 +31,7 @@ import numpy as np
 
 from .frames import ImageHeader
 
-MIN_POINTS_PER_THREAD = 1 << 16  # below this, threads cost more than they save
+MIN_POINTS_PER_THREAD = 1 << 13  # below this, threads cost more than they save
 
 
 @numba.njit(nogil=True, cache=True, fastmath=False)
@@ -169,8 +169,14 @@ class ChainMap:
 
     steps: tuple[Step, ...]
 
-    def apply(self, points_lps_mm: np.ndarray, threads: int = 1) -> np.ndarray:
-        """Map (n, 3) LPS mm points through every step; a new float64 (n, 3) array."""
+    def apply(
+        self, points_lps_mm: np.ndarray, threads: int = 1, pool: ThreadPoolExecutor | None = None
+    ) -> np.ndarray:
+        """Map (n, 3) LPS mm points through every step; a new float64 (n, 3) array.
+
+        Large point sets are split across ``threads`` (on ``pool`` when given, else on threads
+        started for this call).
+        """
         pts = np.array(np.atleast_2d(points_lps_mm), dtype=np.float64, order="C")
         if pts.ndim != 2 or pts.shape[1] != 3:
             raise ValueError(f"points must be (n, 3), got {pts.shape}")
@@ -179,9 +185,11 @@ class ChainMap:
         parts = _split(len(pts), threads)
         if len(parts) == 1:
             self._run(pts, voxels)
+        elif pool is not None:
+            list(pool.map(lambda sl: self._run(pts[sl], voxels), parts))
         else:
-            with ThreadPoolExecutor(len(parts)) as pool:
-                list(pool.map(lambda sl: self._run(pts[sl], voxels), parts))
+            with ThreadPoolExecutor(len(parts)) as own:
+                list(own.map(lambda sl: self._run(pts[sl], voxels), parts))
         return pts
 
     def _run(self, pts: np.ndarray, fields: Sequence[np.ndarray | None]) -> None:

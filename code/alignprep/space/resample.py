@@ -98,12 +98,16 @@ def _zoom_planes(data, i0, i1, wi, j0, j1, wj, k0, k1, wk, out, ka, kb):  # prag
                 out[i, j, k] = y0 + (y1 - y0) * wk[k]
 
 
-def to_dtype(volume: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Round and clip into an integer dtype's range (no wrap-around); floats are cast."""
+def to_dtype(volume: np.ndarray, dtype: np.dtype, overwrite: bool = False) -> np.ndarray:
+    """Round and clip into an integer dtype's range (no wrap-around); floats are cast.
+
+    ``overwrite``: a float ``volume`` is rounded in place (one working copy less).
+    """
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
-        rounded = np.rint(volume)
+        in_place = overwrite and volume.dtype.kind == "f"
+        rounded = np.rint(volume, out=volume) if in_place else np.rint(volume)
         return np.clip(rounded, info.min, info.max, out=rounded).astype(dtype)
     return volume.astype(dtype)
 

@@ -138,6 +138,12 @@ class MouseContext:
         """Resamples registration-frame images onto the CCF grid (needs both 1Warp files)."""
         return ccf_to_individual(self.asset.ls_to_template, self.template_to_ccf.registration)
 
+    def release_caches(self) -> None:
+        """Forget what was read on first use (the labels volume, the chain maps): an item that
+        needs it again reads it again, in its own process."""
+        for key in [k for k in self.__dict__ if k.startswith("_")]:
+            del self.__dict__[key]
+
     @property
     def threads(self) -> int:
         """Threads for this process's numerical work: the cores it may use."""

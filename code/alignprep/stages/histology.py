@@ -221,7 +221,7 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
         del reg
     with timed("additional channels"):
         for ms in ctx.asset.additional_channels():
-            vol = to_dtype(read_resampled(ms, grids, out_mm, ctx.threads), ms.dtype)
+            vol = to_dtype(read_resampled(ms, grids, out_mm, ctx.threads), ms.dtype, overwrite=True)
             writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
             del vol
     if cfg.histology.write_ccf_space:
@@ -250,6 +250,7 @@ def _atlas(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed: T
             cfg.references.ccf_labels_compact, "CCF compact labels"
         )
         compact = integer_labels(compact, cfg.references.ccf_labels_compact)
+        template = narrowest_exact(template)
         moving = [
             Moving(template, template_h, "linear", np.dtype(np.uint16)),
             Moving(compact, compact_h, "label", compact.dtype),
@@ -267,6 +268,18 @@ def _atlas(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed: T
     labels = lut.astype(np.int32)[index]
     del index
     writer.nrrd(paths["labels"], labels, grids.native)
+
+
+def narrowest_exact(volume: np.ndarray) -> np.ndarray:
+    """An integer volume in the smallest unsigned type that holds every value exactly (the same
+    samples, less memory: a 32-bit template whose values fit 16 bits); anything else as is."""
+    if volume.dtype.kind not in "iu" or volume.size == 0:
+        return volume
+    lo, hi = int(volume.min()), int(volume.max())
+    for dtype in (np.uint8, np.uint16):
+        if lo >= 0 and hi <= np.iinfo(dtype).max and np.dtype(dtype).itemsize < volume.itemsize:
+            return volume.astype(dtype, order="F")
+    return volume
 
 
 def integer_labels(compact: np.ndarray, path: Path) -> np.ndarray:

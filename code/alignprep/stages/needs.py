@@ -3,9 +3,11 @@
 A fixed threshold is wrong both ways: 8 GB refuses the demo on a 4 GB laptop and lets a real
 mouse start on a machine it will run out of. The estimate follows what the stages hold at once:
 
-* histology: the chosen OME-Zarr level (stored and as float32), the output grid G (float32, a
-  few copies), and, while ANTs warps, the CCF volume and every displacement field of the chain
-  (ANTs loads them whole, float32: X*Y*Z*3*4 bytes each, read from the NIfTI headers);
+* histology, per item: the channels part holds the chosen level as float32 and G (float32, then
+  rounded); the atlas part the two CCF volumes and their two volumes on G; each CCF QC item a
+  channel on G and its CCF-grid volume. The displacement fields are not in memory: they are
+  decoded once into scratch (disk: X*Y*Z*3*4 bytes each, from the NIfTI headers) and read
+  through memory maps a brick at a time (a constant: ``FIELD_PAGES_BYTES``);
 * ephys, per probe: the converter's windows in flight, which scale with the channel count
   (calibrated on ``tests/benchmarks/ephys.py``: 3.6 GB peak for 384 channels);
 * phase 0 runs histology and the probes on ``n_jobs`` workers: the n_jobs largest peaks add up
@@ -34,6 +36,7 @@ WORKER_BASE_BYTES = 250 << 20  # a worker with numpy, ANTs and SpikeInterface im
 EPHYS_BASE_BYTES = 100 << 20
 EPHYS_PER_CHANNEL_BYTES = int((3.6 * GB - EPHYS_BASE_BYTES - WORKER_BASE_BYTES) / 384)
 EPHYS_OUTPUT_BYTES = 200 << 20  # ALF files and QC arrays of one probe
+FIELD_PAGES_BYTES = 256 << 20  # warp pages one brick maps (space/sampling.py: +0.21 GB measured)
 DEFAULT_CHANNELS = 384
 
 
@@ -52,7 +55,7 @@ class Needs:
 
 
 def field_bytes(path: Path | None) -> int:
-    """Bytes ANTs holds for a displacement field file (float32 vectors), from its header."""
+    """Bytes of a displacement field file's float32 vectors, from its header."""
     if path is None or not Path(path).is_file():
         return 0
     import nibabel as nib
@@ -84,33 +87,35 @@ def histology_needs(ctx) -> tuple[int, int, dict[str, int]]:
     g_vox = int(np.prod(output_size(level.size, level.spacing_mm, out_mm), dtype=np.int64))
     ccf_vox = int(np.prod(ctx.ccf_template.size, dtype=np.int64))
     n_channels = len(ctx.asset.channels)
-    inverse = sum(field_bytes(p) for p in ctx.to_ccf.files if str(p).endswith("Warp.nii.gz"))
-    forward = sum(
-        field_bytes(r.warp) for r in (ctx.asset.ls_to_template, ctx.template_to_ccf.registration)
-    )
-    read = level_vox * (ctx.multiscale.dtype.itemsize + 4) + g_vox * 4 * 2
-    warp = inverse + ccf_vox * 4 + g_vox * (4 + 1 + 4)
-    qc = (forward + ccf_vox * 4 * 2 + g_vox * 4) if cfg.histology.write_ccf_space else 0
-    ram = max(read, warp, qc)
+    regs = (ctx.asset.ls_to_template, ctx.template_to_ccf.registration)
+    store = sum(field_bytes(p) for r in regs for p in (r.inverse_warp, r.warp))
+    item = ctx.multiscale.dtype.itemsize
+    read = level_vox * 4 + g_vox * (4 + 4 + item)  # float32 level, zoomed, rounded, stored
+    ccf_read = ccf_vox * 4 * 2  # a stored CCF volume and its canonical copy, while reading
+    resample = ccf_vox * (2 + 2) + g_vox * (2 + 2) + FIELD_PAGES_BYTES
+    atlas = max(ccf_read, resample, g_vox * (2 + 4 + 4))  # labels: index, ids, the NRRD bytes
+    qc = g_vox * item + ccf_vox * item * 2 + FIELD_PAGES_BYTES  # moving, output, NRRD bytes
+    qc = qc if cfg.histology.write_ccf_space else 0
+    ram = max(read, atlas, qc)
     disk = g_vox * (2 + 2 + 2 + 4 + 2 * (n_channels - 1))  # registration (+twin), ccf, labels
     if cfg.histology.write_ccf_space:
         disk += ccf_vox * 2 * n_channels
-    disk += ccf_vox * (2 + 4) + max(g_vox, ccf_vox) * 4 + g_vox  # scratch copies and warps
     parts = {
         "level read": read,
-        "warp (fields in memory)": warp,
-        "QC warp": qc,
+        "atlas": atlas,
+        "CCF QC": qc,
         "histology disk": disk,
+        "decoded fields (scratch)": store,
     }
-    return ram, disk, parts
+    return ram, disk + store, parts
 
 
 def histology_items(ctx, parts: dict[str, int]) -> list[int]:
     """The peak of each histology item, which may run at once on several workers: the
-    channels part (the level read), the atlas part (the warp) and each channel's CCF QC."""
-    items = [parts["level read"], parts["warp (fields in memory)"]]
-    if parts["QC warp"]:
-        items += [parts["QC warp"]] * len(ctx.asset.channels)
+    channels part (the level read), the atlas part and each channel's CCF QC."""
+    items = [parts["level read"], parts["atlas"]]
+    if parts["CCF QC"]:
+        items += [parts["CCF QC"]] * len(ctx.asset.channels)
     return items
 
 

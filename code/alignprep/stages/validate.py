@@ -332,6 +332,7 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
             mouse.tracks[row.line] = computed
             for warning in computed.warnings:
                 report.add("row", "track", "warning", warning, key, mid)
+    ctx.release_caches()  # the run process holds no volume while the plan runs
     return mouse
 
 
