@@ -188,11 +188,12 @@ def test_example_pipeline_frame(coordinates_text: str):
 def test_example_ants_chain(tmp_path: Path, coordinates_text: str):
     from alignprep.space.transforms import (
         Registration,
-        apply_to_points,
         individual_to_ccf,
         individual_to_template,
     )
     from alignprep.synthetic.geometry import Affine, Field, box_header
+
+    from .ants_reference import apply_to_points
 
     grid = box_header(np.full(3, -30.0), np.full(3, 30.0), 5.0, np.eye(3))
     zero = Field(grid, np.zeros((*grid.size, 3)))

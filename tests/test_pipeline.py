@@ -165,7 +165,7 @@ def test_killed_after_histology_restarts_without_redoing_it(dataset, tmp_path):
 
 def test_killed_mid_write_leaves_no_partial_file(dataset, tmp_path):
     results = tmp_path / "out"
-    _start_and_kill_after(dataset.data_root, results, r"CCF labels -> image: started")
+    _start_and_kill_after(dataset.data_root, results, r"CCF template and labels -> image: done")
     for path in results.rglob("*.nrrd"):  # whatever is there under a real name is complete
         if not outputs.is_temp_name(path.name):
             nrrd.read(str(path))

@@ -134,7 +134,8 @@ TRANSFORM_EDITS = (
     (template_to_ccf_affine, {HISTOLOGY, TRACKS}, True),
 )
 REFERENCE_EDITS = (
-    (ccf_template_voxels, {ATLAS, QC_REGISTRATION, QC_OTHER}, True),
+    # the QC volumes are sampled on the CCF grid (its header), never from the template's voxels
+    (ccf_template_voxels, {ATLAS}, True),
     (label_lookup, {ATLAS, TRACKS}, True),
     (annotation, {f"track {RECORDING}/ProbeA/ProbeA_track"}, True),
 )

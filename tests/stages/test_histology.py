@@ -15,11 +15,11 @@ from alignprep import outputs
 from alignprep.inputs.manifest import read_manifest
 from alignprep.space.atlas import brain_regions
 from alignprep.space.frames import ImageHeader
-from alignprep.space.transforms import apply_to_points
 from alignprep.stages.context import MouseContext
 from alignprep.stages.histology import run_histology
 from alignprep.synthetic import SyntheticSpec, TrackSpec
 
+from ..ants_reference import apply_to_points
 from ..datasets import cached_dataset
 from .conftest import stage_config
 

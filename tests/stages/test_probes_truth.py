@@ -10,9 +10,10 @@ import SimpleITK as sitk
 
 from alignprep import outputs
 from alignprep.errors import InputError
-from alignprep.space.transforms import Chain, Registration, apply_to_points
+from alignprep.space.transforms import Chain, Registration
 from alignprep.synthetic import SyntheticSpec
 
+from ..ants_reference import apply_to_points
 from ..datasets import cached_dataset
 from .conftest import run_stage
 

@@ -16,8 +16,10 @@ from alignprep.inputs.field_store import FieldStore
 from alignprep.space import fields
 from alignprep.space.fields import ChainMap
 from alignprep.space.frames import ImageHeader, direction_from_code
-from alignprep.space.transforms import Chain, apply_to_points
+from alignprep.space.transforms import Chain
 from alignprep.synthetic.geometry import Field, random_affine
+
+from ..ants_reference import apply_to_points
 
 TOL_MM = 5e-6  # float32 rounding of ANTs at ~10 mm is 1e-6 mm
 

@@ -18,7 +18,6 @@ from alignprep.space.frames import direction_from_code
 from alignprep.space.transforms import (
     Chain,
     Registration,
-    apply_to_points,
     ccf_to_individual,
     fixed_to_moving_points,
     individual_to_ccf,
@@ -34,6 +33,8 @@ from alignprep.synthetic.geometry import (
     random_affine,
     smooth_field,
 )
+
+from ..ants_reference import apply_to_points
 
 UM = 1e-3  # mm
 
@@ -255,59 +256,3 @@ def test_sha256_equals_hashlib(tmp_path: Path, regs):
     assert sha256(empty) == hashlib.sha256(b"").hexdigest()
     mat = regs["ls_files"].affine
     assert sha256(mat) == hashlib.sha256(mat.read_bytes()).hexdigest()
-
-
-# ----------------------------------------------------------------------------- volumes
-
-
-def test_volume_warp_equals_ants_apply_transforms_without_importing_the_package(
-    tmp_path: Path, regs
-):
-    """``apply_to_volume_files`` (the compiled tool alone) = ``ants.apply_transforms``.
-
-    Run in a fresh process, which must not import the ``ants`` package (its import is what the
-    tool loader saves); the truth is antspyx's own in-memory warp of the same files.
-    """
-    import subprocess
-    import sys
-
-    import ants
-    import nrrd
-
-    rng = np.random.default_rng(7)
-    tpl_c, ind_c = regs["tpl_c"], np.array([12.0, 3.0, 4.0])
-    fixed = ants.from_numpy(
-        np.zeros((24, 20, 18), np.float32), origin=list(tpl_c - 1.0), spacing=[0.1, 0.1, 0.1]
-    )
-    moving = ants.from_numpy(
-        rng.random((30, 26, 22)).astype(np.float32) * 1000,
-        origin=list(ind_c - 1.5),
-        spacing=[0.1, 0.1, 0.1],
-    )
-    ants.image_write(fixed, str(tmp_path / "fixed.nrrd"))
-    ants.image_write(moving, str(tmp_path / "moving.nrrd"))
-    chain = fixed_to_moving_points(regs["ls_files"])  # template grid -> individual image
-    code = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from alignprep.space.transforms import Chain, apply_to_volume_files\n"
-        f"d = Path({str(tmp_path)!r})\n"
-        f"chain = Chain({tuple(str(p) for p in chain.files)!r}, {chain.invert!r})\n"
-        "fixed, moving, out = d / 'fixed.nrrd', d / 'moving.nrrd', d / 'out.nrrd'\n"
-        "apply_to_volume_files(fixed, moving, chain, 'linear', out)\n"
-        "assert 'ants' not in sys.modules, 'the ants package was imported'\n"
-        "import ants\n"  # a later full import reuses the loaded library
-        "assert ants.internal.lib is sys.modules['ants.lib']\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-    got, _ = nrrd.read(str(tmp_path / "out.nrrd"))
-    truth = ants.apply_transforms(
-        fixed,
-        moving,
-        [str(p) for p in chain.files],
-        interpolator="linear",
-        whichtoinvert=list(chain.invert),
-        singleprecision=True,  # as the capsule's call (``--float 1``)
-    ).numpy()
-    assert np.count_nonzero(truth) > truth.size // 2  # the warp lands inside the moving image
-    np.testing.assert_array_equal(got, truth)

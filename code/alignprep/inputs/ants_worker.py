@@ -10,8 +10,7 @@ it as ``crashed``, skips every later task that reads that file, and runs the res
 
 Tasks:
 * ``header``: ITK's view of an image header (``ants.image_header_info``), no voxels read;
-* ``points``: ``ants.apply_transforms_to_points`` of ``points`` (LPS mm) plus the outputs of the
-  tasks named in ``points_from``, stacked in that order.
+* ``points``: ``ants.apply_transforms_to_points`` of ``points`` (LPS mm).
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ class AntsTask:
     files: tuple[str, ...]
     invert: tuple[bool, ...] = ()
     points: list[list[float]] = field(default_factory=list)
-    points_from: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The request object (``dataclasses.asdict`` would deep-copy every point)."""
@@ -55,7 +53,6 @@ class AntsTask:
             "files": list(self.files),
             "invert": list(self.invert),
             "points": self.points,
-            "points_from": list(self.points_from),
         }
 
 
@@ -83,16 +80,14 @@ def run_ants_tasks(tasks: list[AntsTask], timeout_s: float = 3600.0) -> dict[str
     while pending:
         runnable = []
         for task in pending:
-            reason = _blocked(task, crashed_files, outcomes)
+            reason = _blocked(task, crashed_files)
             if reason:
                 outcomes[task.id] = TaskOutcome("skipped", message=reason)
             else:
                 runnable.append(task)
         if not runnable:
             break
-        needed = {d for t in runnable for d in t.points_from if d in outcomes}
-        earlier = {d: outcomes[d].result for d in needed}  # results of a previous child
-        events, returncode, stderr = _run_child(runnable, earlier, timeout_s)
+        events, returncode, stderr = _run_child(runnable, timeout_s)
         started = None
         for event in events:
             if event["event"] == "start":
@@ -121,25 +116,20 @@ def run_ants_tasks(tasks: list[AntsTask], timeout_s: float = 3600.0) -> dict[str
     return outcomes
 
 
-def _blocked(task: AntsTask, crashed_files: set[str], outcomes: dict[str, TaskOutcome]) -> str:
-    """Why ``task`` must not run (it reads a file that crashed ANTs, or needs a failed result)."""
+def _blocked(task: AntsTask, crashed_files: set[str]) -> str:
+    """Why ``task`` must not run (it reads a file that crashed ANTs)."""
     bad = next((f for f in task.files if f in crashed_files), None)
-    if bad:
-        return f"not run: {bad} crashed ANTs"
-    missing = next((d for d in task.points_from if d in outcomes and not outcomes[d].ok), None)
-    return f"not run: it needs the result of {missing}" if missing else ""
+    return f"not run: {bad} crashed ANTs" if bad else ""
 
 
-def _run_child(
-    tasks: list[AntsTask], earlier: dict[str, Any], timeout_s: float
-) -> tuple[list[dict], int, str]:
+def _run_child(tasks: list[AntsTask], timeout_s: float) -> tuple[list[dict], int, str]:
     """One child process over ``tasks``: its progress events, return code and stderr tail."""
     import alignprep
 
     env = dict(os.environ)
     package_root = str(Path(alignprep.__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    request = json.dumps({"tasks": [t.to_json() for t in tasks], "results": earlier})
+    request = json.dumps({"tasks": [t.to_json() for t in tasks]})
     with tempfile.TemporaryDirectory(prefix="alignprep_ants_") as tmp:
         progress = Path(tmp) / "progress.jsonl"
         progress.touch()
@@ -208,7 +198,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _run_task(task: dict[str, Any], results: dict[str, Any]) -> Any:
+def _run_task(task: dict[str, Any]) -> Any:
     import ants
     import pandas as pd
 
@@ -223,9 +213,7 @@ def _run_task(task: dict[str, Any], results: dict[str, Any]) -> Any:
             "components": int(info["nComponents"]),
             "pixelclass": str(info["pixelclass"]),
         }
-    parts = [np.asarray(task["points"], dtype=float).reshape(-1, 3)]
-    parts += [np.asarray(results[d], dtype=float).reshape(-1, 3) for d in task["points_from"]]
-    pts = np.concatenate(parts)
+    pts = np.asarray(task["points"], dtype=float).reshape(-1, 3)
     frame = pd.DataFrame(pts, columns=["x", "y", "z"])
     out = ants.apply_transforms_to_points(
         3, frame, list(task["files"]), whichtoinvert=list(task["invert"])
@@ -260,17 +248,15 @@ def main(argv: list[str]) -> int:
     def emit(obj: dict[str, Any]) -> None:
         os.write(fd, (json.dumps(obj) + "\n").encode())  # unbuffered: survives a crash
 
-    results: dict[str, Any] = dict(request.get("results", {}))
     for task in request["tasks"]:
         emit({"event": "start", "id": task["id"], "files": task["files"]})
         t0_s = time.perf_counter()
         try:
-            results[task["id"]] = _run_task(task, results)
+            result = _run_task(task)
         except Exception as exc:  # ANTs raises bare Exception / RuntimeError
             emit({"event": "failed", "id": task["id"], "error": f"{type(exc).__name__}: {exc}"})
             continue
         seconds = round(time.perf_counter() - t0_s, 3)
-        result = results[task["id"]]
         emit(
             {
                 "event": "done",

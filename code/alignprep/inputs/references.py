@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..logs import get_logger
@@ -194,28 +193,6 @@ def read_ccf_volume(path: Path, what: str) -> tuple[np.ndarray, ImageHeader]:
         log.info("%s %s: stored %s %s, reoriented to PIR", what, path, stored.code, stored.size)
     # Fortran order = the ITK (i, j, k) memory layout: a plain copy when writing it back
     return np.asfortranarray(reorient_array(data, transform)), ccf_header(canonical.size)
-
-
-def write_canonical_ccf(path: Path, what: str, out: Path) -> Path:
-    """The CCF volume at ``path`` written to ``out`` in the canonical layout, for ANTs.
-
-    Raw (uncompressed) NRRD with the exact CCF header, so that every stored index order and
-    format of the same volume gives ANTs a byte-identical input.
-    """
-    import nrrd
-
-    data, header = read_ccf_volume(path, what)
-    fields = {
-        "space": "left-posterior-superior",
-        "space directions": (header.direction * header.spacing).T,
-        "space origin": header.origin,
-        "kinds": ["domain", "domain", "domain"],
-        "endian": "little",
-        "encoding": "raw",
-    }
-    with outputs.atomic_path(out, suffix=".tmp.nrrd") as tmp:
-        nrrd.write(str(tmp), data, fields)
-    return out
 
 
 # Resolutions of the Allen API NRRDs (annotation_<res>.nrrd): their header spacing, in um.

@@ -2,12 +2,13 @@
 
 1. ``read_files`` and ``sample``: pure Python (files, grids, fixed image, sample points P);
 2. ``tasks``: the ANTs calls the caller runs in a child process (``ants_worker``): ITK's
-   reading of every header and of the affine; without a field store, also the warps on P;
+   reading of every warp header and of the affine;
 3. ``conclude``: ITK's reading against ours, the round trip, the image similarity.
 
-With a :class:`~alignprep.inputs.field_store.FieldStore`, the single read of each warp also
-decodes it into the store, and the warps map P there (ANTs's rules, the same code every track and
-volume of the run then uses) instead of in ITK, which would read each ~1 GB file again.
+The single read of each warp also decodes it into the run's
+:class:`~alignprep.inputs.field_store.FieldStore`, and the warps map P there, with ANTs's rules
+and the same code every track and volume of the run then uses (ITK would read each ~1 GB file
+again).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from .transform_files import (
     WarpScan,
     affine_problems,
     read_itk_affine,
-    scan_warp,
 )
 
 PROBE_OFFSET_MM = 5.0
@@ -59,9 +59,7 @@ class RegistrationCheck:
 class RegistrationChecker:
     """The state of one registration's check across its three phases."""
 
-    def __init__(
-        self, item: RegistrationCheck, limits: TransformLimits, store: FieldStore | None = None
-    ) -> None:
+    def __init__(self, item: RegistrationCheck, limits: TransformLimits, store: FieldStore) -> None:
         self.item = item
         self.store = store
         self.decoded: dict[str, DecodedField] = {}
@@ -97,11 +95,8 @@ class RegistrationChecker:
         for role, path in (("InverseWarp", reg.inverse_warp), ("Warp", reg.warp)):
             if path is not None:
                 try:
-                    if self.store is None:
-                        self.scans[role] = scan_warp(path, self.limits)
-                    else:
-                        self.decoded[role] = self.store.get(path, self.limits)
-                        self.scans[role] = self.decoded[role].scan
+                    self.decoded[role] = self.store.get(path, self.limits)
+                    self.scans[role] = self.decoded[role].scan
                 except InputError as exc:
                     self.problems.append(Problem.from_error(exc))
         if reg.warp is None:
@@ -170,7 +165,7 @@ class RegistrationChecker:
         return f"{self.item.name}: {what}"
 
     def tasks(self) -> list[AntsTask]:
-        """ITK headers of the warps, the affine on probe points, Warp then InverseWarp on P."""
+        """ITK's headers of the warps and the affine on probe points."""
         reg, t = self.reg, self.task_id
         out = [AntsTask(t(f"header {r}"), "header", (str(s.path),)) for r, s in self.scans.items()]
         if self.affine is not None:
@@ -179,14 +174,6 @@ class RegistrationChecker:
                 out.append(
                     AntsTask(t(f"affine {inv}"), "points", (str(reg.affine),), (inv,), probe)
                 )
-        if len(self.points) and not self.decoded:
-            pts = self.points.tolist()
-            if "Warp" in self.scans:
-                out.append(AntsTask(t("Warp(P)"), "points", (str(reg.warp),), (False,), pts))
-            if "InverseWarp" in self.scans:
-                after = (t("Warp(P)"),) if "Warp" in self.scans else ()
-                file = (str(reg.inverse_warp),)
-                out.append(AntsTask(t("InverseWarp(P)"), "points", file, (False,), pts, after))
         return out
 
     # --- phase 3: judge -----------------------------------------------------------------------
@@ -209,7 +196,7 @@ class RegistrationChecker:
                 self.problems += _header_problems(scan, out.result)
         if self.affine is not None:
             self._affine_probe(mine)
-        mapped = self._mapped(mine)
+        mapped = self._mapped()
         if mapped is None:
             return
         if "round trip" in mapped:
@@ -241,29 +228,9 @@ class RegistrationChecker:
                     )
                 )
 
-    def _mapped(self, mine: dict[str, TaskOutcome]) -> dict[str, np.ndarray] | None:
-        """Warp(P), InverseWarp(P) and InverseWarp(Warp(P)), from the decoded fields or else
-        from the ANTs results."""
-        if self.decoded:
-            return self._mapped_here() if len(self.points) else None
-        inv, warp = mine.get("InverseWarp(P)"), mine.get("Warp(P)")
-        if inv is None or not inv.ok:
-            return None
-        result = np.asarray(inv.result, dtype=float)
-        n = len(self.points)
-        out = {"InverseWarp": result[:n]}
-        if warp is not None and warp.ok:
-            out["Warp"] = np.asarray(warp.result, dtype=float)
-            out["round trip"] = result[n:]
-        elif self.reg.warp is None:
-            out["Warp"] = 2 * self.points - out["InverseWarp"]  # first order: u = -v
-        else:
-            return None
-        return out
-
-    def _mapped_here(self) -> dict[str, np.ndarray] | None:
-        """:meth:`_mapped` through the decoded fields."""
-        if "InverseWarp" not in self.decoded:
+    def _mapped(self) -> dict[str, np.ndarray] | None:
+        """Warp(P), InverseWarp(P) and InverseWarp(Warp(P)) through the decoded fields."""
+        if not len(self.points) or "InverseWarp" not in self.decoded:
             return None
 
         def through(role: str, points: np.ndarray) -> np.ndarray:

@@ -9,9 +9,8 @@ For each ANTs registration of a mouse (LS brain -> LCA template, LCA template ->
 3. in a child process (``ants_worker``; ITK crashes on bad files): ITK's view of the warp headers
    and the affine on probe points (must equal our parse); then the Warp and the InverseWarp on
    points P of the fixed image's foreground (the round trip must come back within a fraction of a
-   voxel). With a field store (every run), each warp's one complete read also decodes it into
-   the store, and P is mapped there with ANTs's rules, as every track and volume of the run is;
-   without one, ITK maps P in the child;
+   voxel), mapped with ANTs's rules on the fields that each warp's one complete read decoded into
+   the run's field store, as every track and volume of the run is;
 4. images (a swapped pair is still mutually inverse, so the round trip cannot see it): the moving
    image sampled at Aff(Warp(P)) must match the fixed image better than at Aff(InverseWarp(P)),
    and not worse than at Aff(P) (warps of another registration do). Without images or contrast
@@ -73,15 +72,12 @@ class TransformReport:
 
 
 def check_transforms(
-    ctx: MouseContext,
-    limits: TransformLimits | None = None,
-    cache: CheckCache | None = None,
-    store: FieldStore | None = None,
+    ctx: MouseContext, limits: TransformLimits | None = None, cache: CheckCache | None = None
 ) -> TransformReport:
-    """Check both registrations of a mouse (one ANTs child process for both).
+    """Check both registrations of a mouse (one ANTs child process for both); every warp is
+    decoded into the mouse's field store by its one read.
 
     With a ``cache``, a passed verdict on the same file contents is reused, and a pass is stored.
-    With a ``store``, every warp is decoded into it (``threads`` at once) by its one read.
     """
     limits = limits or TransformLimits()
     items = registrations_of(ctx)
@@ -89,7 +85,7 @@ def check_transforms(
     if key is not None and (hit := cache.get(key)) is not None:
         log.info("transform check: passed before on the same file contents (key %s)", key[:12])
         return hit
-    report = check_registrations(items, limits, store, ctx.threads)
+    report = check_registrations(items, ctx.field_store, limits, ctx.threads)
     if key is not None:
         cache.put(key, report)
     return report
@@ -97,16 +93,16 @@ def check_transforms(
 
 def check_registrations(
     items: list[RegistrationCheck],
+    store: FieldStore,
     limits: TransformLimits | None = None,
-    store: FieldStore | None = None,
     threads: int = 1,
 ) -> TransformReport:
     """Read and check every file, run the ANTs parts in a child, then judge; logs wall times."""
     limits = limits or TransformLimits()
     t0_s = time.perf_counter()
-    if store is not None:  # decompression releases the GIL: every warp at once, by threads
-        warps = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
-        store.get_many([p for p in warps if p.is_file()], limits, threads)
+    # decompression releases the GIL: the warps are read (and decoded) ``threads`` at once
+    warps = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
+    store.get_many([p for p in warps if p.is_file()], limits, threads)
     checks = []
     for item in items:
         check = RegistrationChecker(item, limits, store)

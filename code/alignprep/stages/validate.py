@@ -280,9 +280,7 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
         report.add("mouse", "asset", "warning", warning, mouse=mid)
     with heartbeat("transform check (every file read completely)"):
         cache = CheckCache(cache_root(config.scratch_root))
-        transforms = check_transforms(
-            ctx, cache=cache, store=ctx.field_store
-        )  # before any track is computed with them
+        transforms = check_transforms(ctx, cache=cache)  # before any track is computed with them
     for status, message in transforms.checks():
         report.add("mouse", "transforms", status, message, mouse=mid)
     report.guard(
