@@ -1,7 +1,8 @@
 """The whole mouse at real size: histology + every track + QC volumes, as ``code/run`` runs it.
 
     .venv/bin/python tests/benchmarks/whole_mouse.py [--root DIR] [--repeats K] [--n-jobs N]
-                                                     [--baselines] [--keep-results]
+                                                     [--baselines] [--keep-results DIR]
+                                                     [--check-labels]
 
 Real size: the real-scale synthetic mouse (registration level 640x462x247 at 28.8/28.8/32 um,
 CCF 25 um 528x320x456, ``SyntheticSpec.real_scale()``) with 25 um displacement fields on the
@@ -15,7 +16,9 @@ largest tree RSS sampled while it ran. ``--baselines`` also measures, in fresh p
 implementation must do at least: one read (gzip decompression) of each warp file, and one plain
 ``ants.apply_transforms`` of the CCF template onto the image grid G (the library's own warp of
 one volume, the issue's yardstick). The reference implementation's whole run on this machine
-class (issue 15) is 422 s and 10.0 GB.
+class (issue 15) is 422 s and 10.0 GB. ``--check-labels`` (with ``--keep-results``) compares the
+kept run's labels on G with ANTs's own warp of the compact labels (``ants.apply_transforms``,
+``genericLabel``, double precision: the reference implementation's call), voxel for voxel.
 """
 
 from __future__ import annotations
@@ -175,6 +178,40 @@ def child_ants_warp(root: Path) -> dict:
     return {"s": time.perf_counter() - t0, "peak_gb": _own_peak_gb()}
 
 
+def child_ants_labels(root: Path, kept: Path) -> dict:
+    """ANTs's genericLabel warp of the compact labels onto G vs the kept run's labels."""
+    import ants
+    import nrrd
+    import numpy as np
+
+    from alignprep import outputs
+    from alignprep.config import ParamLayer, build_config
+    from alignprep.inputs.manifest import read_manifest
+    from alignprep.stages.context import MouseContext
+    from alignprep.stages.histology import Grids
+
+    values = {"data_root": str(root / "data"), "results_root": str(root / "baseline_results")}
+    config = build_config([ParamLayer("benchmark", values)])
+    ctx = MouseContext.prepare(config, read_manifest(config.data_root / "manifest.csv"))
+    grid = Grids.build(ctx).registration
+    fixed = ants.from_numpy(np.zeros(grid.size, np.float32), **grid.ants_kwargs())
+    compact = ants.image_read(str(config.references.ccf_labels_compact), pixeltype="float")
+    chain = ctx.to_ccf
+    t0 = time.perf_counter()
+    warped = ants.apply_transforms(
+        fixed,
+        compact,
+        [str(p) for p in chain.files],
+        interpolator="genericLabel",
+        whichtoinvert=list(chain.invert),
+    )
+    seconds = time.perf_counter() - t0
+    lut = np.load(config.references.ccf_labels_unique_values)["unique_labels"]
+    ants_ids = lut[np.rint(warped.numpy()).astype(int)]
+    ours, _ = nrrd.read(str(outputs.histology_paths(kept, ctx.mouse_id)["labels"]))
+    return {"s": seconds, "voxels": int(ours.size), "differ": int((ours != ants_ids).sum())}
+
+
 def _own_peak_gb() -> float:
     from alignprep.inputs.ants_worker import peak_rss_mb
 
@@ -194,12 +231,18 @@ def main() -> None:
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--keep-results", type=Path)
     parser.add_argument("--json", type=Path, help="also write every number here")
-    parser.add_argument("--child", choices=["read_warps", "ants_warp"])
+    parser.add_argument("--check-labels", action="store_true")
+    parser.add_argument("--child", choices=["read_warps", "ants_warp", "ants_labels"])
     args = parser.parse_args()
+    if args.child == "ants_labels":
+        print(json.dumps(child_ants_labels(args.root, args.keep_results)))
+        return
     if args.child:
         fn = child_read_warps if args.child == "read_warps" else child_ants_warp
         print(json.dumps(fn(args.root)))
         return
+    if args.check_labels and args.keep_results is None:
+        parser.error("--check-labels compares the labels of --keep-results DIR")
     if not (args.root / "fields_25um").is_file():
         from transform_check import build
 
@@ -232,6 +275,21 @@ def main() -> None:
         print(
             f"median run / read of the warps: {wall / rw['s']:.2f}; "
             f"/ one ANTs warp: {wall / aw['s']:.2f}"
+        )
+    if args.check_labels:
+        kept = args.keep_results
+        check = run_child(
+            __file__, "ants_labels", "--root", str(args.root), "--keep-results", str(kept)
+        )[0]
+        result["labels_vs_ants"] = check
+        print(
+            f"labels vs ANTs genericLabel ({check['s']:.1f} s): "
+            + (
+                "identical"
+                if check["differ"] == 0
+                else f"{check['differ']} of {check['voxels']} differ"
+            )
+            + f" over {check['voxels']} voxels"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
