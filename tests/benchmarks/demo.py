@@ -24,15 +24,20 @@ sys.path.insert(0, str(REPO / "code"))
 from alignprep.supervisor import descendants  # noqa: E402
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of one process (0 once it is gone)."""
+def proc_bytes(pid: int, key: str = "VmRSS", table: str = "status") -> int:
+    """A ``kB`` field of ``/proc/<pid>/<table>`` in bytes (0 once the process is gone)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/{table}").read_text().splitlines():
+            if line.startswith(f"{key}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
     return 0
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (0 once it is gone)."""
+    return proc_bytes(pid)
 
 
 def run_once(n_jobs: str, keep: Path | None) -> tuple[float, int, int]:

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "code"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from children import run_child  # noqa: E402
-from demo import rss_bytes  # noqa: E402
+from demo import proc_bytes, rss_bytes  # noqa: E402
 
 from alignprep.supervisor import descendants  # noqa: E402
 
@@ -115,13 +115,7 @@ def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
 def pss_bytes(pid: int) -> int:
     """Proportional set size of one process: its private pages plus its share of pages it
     shares (forked workers share the fork server's pages, which RSS counts in every one)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
+    return proc_bytes(pid, "Pss", "smaps_rollup")
 
 
 def _steps(lines: list[tuple[float, str]], samples: list[tuple[float, int]]) -> list[dict]:

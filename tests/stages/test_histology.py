@@ -150,17 +150,24 @@ def _r(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1])
 
 
-def test_labels_match_an_independent_ants_warp(run):
+def _ants_onto_g(run, ccf_volume: Path, interpolator: str) -> np.ndarray:
+    """ANTs's own warp of a CCF volume onto G (double precision, as the peer calls it)."""
     ds, config, _, _ = run
-    p = _paths(config)
-    fixed = ants.image_read(str(p["registration_pipeline"]), pixeltype="float")
-    compact = ants.image_read(str(config.references.ccf_labels_compact), pixeltype="float")
-    chain, invert = _ants_chain(ds)
+    fixed = ants.image_read(str(_paths(config)["registration_pipeline"]), pixeltype="float")
+    moving = ants.image_read(str(ccf_volume), pixeltype="float")
+    files, invert = _ants_chain(ds)
     warped = ants.apply_transforms(
-        fixed, compact, chain, interpolator="genericLabel", whichtoinvert=invert
+        fixed, moving, files, interpolator=interpolator, whichtoinvert=invert
     )
+    return warped.numpy()
+
+
+def test_labels_match_an_independent_ants_warp(run):
+    _, config, _, _ = run
+    p = _paths(config)
+    warped = _ants_onto_g(run, config.references.ccf_labels_compact, "genericLabel")
     lut = np.load(config.references.ccf_labels_unique_values)["unique_labels"]
-    independent = lut[np.rint(warped.numpy()).astype(int)]
+    independent = lut[np.rint(warped).astype(int)]
     ours, _ = nrrd.read(str(p["labels"]))  # int32, ITK (i, j, k); float32 would round ids
     assert ours.shape == independent.shape
     assert np.array_equal(ours, independent)  # identical, voxel for voxel
@@ -171,13 +178,9 @@ def test_labels_match_an_independent_ants_warp(run):
 
 
 def test_template_intensities_match_an_independent_ants_warp(run):
-    ds, config, _, _ = run
-    p = _paths(config)
-    fixed = ants.image_read(str(p["registration_pipeline"]), pixeltype="float")
-    template = ants.image_read(str(config.references.ccf_template), pixeltype="float")
-    files, invert = _ants_chain(ds)
-    want = ants.apply_transforms(fixed, template, files, whichtoinvert=invert).numpy()
-    ours, _ = nrrd.read(str(p["ccf_template"]))
+    _, config, _, _ = run
+    want = _ants_onto_g(run, config.references.ccf_template, "linear")
+    ours, _ = nrrd.read(str(_paths(config)["ccf_template"]))
     assert _r(ours, want) > 0.9999
     # ours is rounded to uint16 once; ANTs returns float32 (ULP ~0.004 at these values)
     assert np.abs(ours.astype(float) - want).max() <= 0.51

@@ -97,6 +97,15 @@ def _lerp3(v, dist):  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
+def _gather(volume, idx, out):  # pragma: no cover - compiled
+    """The 8 corner values (index = i + 2 j + 4 k) at the neighbours ``idx``."""
+    for corner in range(8):
+        out[corner] = volume[
+            idx[0, corner & 1], idx[1, (corner >> 1) & 1], idx[2, (corner >> 2) & 1]
+        ]
+
+
+@numba.njit(nogil=True, cache=True)
 def _sample_linear(volume, points, origin, to_index, out, lo, hi):  # pragma: no cover
     """Linear samples; rounded half to even and clipped to [lo, hi] when ``lo < hi``."""
     size = (volume.shape[0], volume.shape[1], volume.shape[2])
@@ -109,10 +118,7 @@ def _sample_linear(volume, points, origin, to_index, out, lo, hi):  # pragma: no
             out[p] = 0.0
             continue
         _corners(c, size, idx, dist)
-        for corner in range(8):
-            v[corner] = volume[
-                idx[0, corner & 1], idx[1, (corner >> 1) & 1], idx[2, (corner >> 2) & 1]
-            ]
+        _gather(volume, idx, v)
         value = _lerp3(v, dist)
         if lo < hi:
             value = min(max(np.rint(value), lo), hi)
@@ -133,14 +139,8 @@ def _sample_label(volume, points, origin, to_index, out, lo, hi):  # pragma: no 
             out[p] = 0
             continue
         _corners(c, size, idx, dist)
-        same = True
-        for corner in range(8):
-            labels[corner] = volume[
-                idx[0, corner & 1], idx[1, (corner >> 1) & 1], idx[2, (corner >> 2) & 1]
-            ]
-            if labels[corner] != labels[0]:
-                same = False
-        if same:
+        _gather(volume, idx, labels)
+        if np.all(labels == labels[0]):
             out[p] = labels[0]
             continue
         best_label = 0
