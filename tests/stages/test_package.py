@@ -538,6 +538,8 @@ def test_processing_json_validates_and_names_real_versions(tree, written):
     import iblatlas
     import nibabel
     import nrrd
+    import numba
+    import scipy
     import spikeinterface
     import zarr
     from aind_data_schema.core.processing import Processing
@@ -561,6 +563,8 @@ def test_processing_json_validates_and_names_real_versions(tree, written):
     assert proc.dependency_graph["alignprep packaging"] == sorted(names[:3])
     truth = {
         "antspyx": ants.__version__,
+        "numba": numba.__version__,
+        "scipy": scipy.__version__,
         "iblatlas": iblatlas.__version__,
         "spikeinterface": spikeinterface.__version__,
         "aind-ephys-ibl-gui-conversion": aind_ephys_ibl_gui_conversion.__version__,
@@ -583,8 +587,8 @@ def test_processing_json_validates_and_names_real_versions(tree, written):
         )
         assert p.output_parameters.model_dump()["software_versions"] == truth
     hist = proc.data_processes[1]
-    assert hist.code.core_dependency.name == "antspyx"
-    assert hist.code.core_dependency.version == ants.__version__
+    assert hist.code.core_dependency.name == "numba"
+    assert hist.code.core_dependency.version == numba.__version__
     assert hist.output_parameters.model_dump()["level"] == 4
     assert proc.data_processes[2].output_parameters.model_dump()["status"] == "skipped"
     assert proc.data_processes[0].start_date_time == _runs()[0].start

@@ -34,6 +34,8 @@ CODE_URL_ENV = "ALIGNPREP_CODE_URL"
 PIPELINE_NAME = "alignprep"
 KEY_PACKAGES = (
     "antspyx",
+    "numba",
+    "scipy",
     "iblatlas",
     "spikeinterface",
     "aind-ephys-ibl-gui-conversion",
@@ -59,16 +61,18 @@ STAGES: dict[str, _StageKind] = {
     "histology": _StageKind(
         "Image atlas alignment",
         "alignprep histology",
-        "CCF template and labels warped into the SmartSPIM image (point chain [T,F,T,F]); "
+        "CCF template and labels warped into the SmartSPIM image (point chain [T,F,T,F], "
+        "ANTs's linear and genericLabel rules evaluated with numba on the decoded fields); "
         "channels resampled to the isotropic IRP grid; optional CCF-space QC volumes.",
-        "antspyx",
+        "numba",
         "image_space_histology",
     ),
     "tracks": _StageKind(
         "Other",
         "alignprep probe tracks",
-        "Neuroglancer picks mapped SPIM -> template -> CCF -> IBL bregma; GUI pick files.",
-        "antspyx",
+        "Neuroglancer picks mapped SPIM -> template -> CCF -> IBL bregma (ANTs's rules, "
+        "evaluated with numba on the decoded fields); GUI pick files.",
+        "numba",
         "track_data",
     ),
     "ephys": _StageKind(
