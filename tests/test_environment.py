@@ -211,7 +211,15 @@ def test_shell_scripts_parse(script):
 
 @pytest.mark.parametrize(
     "name",
-    ["histology", "ephys", "transform_check", "executors", "demo", "whole_mouse"],
+    [
+        "histology",
+        "ephys",
+        "transform_check",
+        "executors",
+        "demo",
+        "whole_mouse",
+        "compare_results",
+    ],
 )
 def test_benchmark_scripts_parse_their_arguments(name):
     """The on-demand benchmarks stay runnable: ``--help`` works (nothing is measured here)."""

@@ -1,7 +1,8 @@
 """The whole mouse at real size: histology + every track + QC volumes, as ``code/run`` runs it.
 
     .venv/bin/python tests/benchmarks/whole_mouse.py [--root DIR] [--repeats K] [--n-jobs N]
-                                                     [--baselines] [--keep-results DIR]
+                                                     [--executor dask] [--baselines]
+                                                     [--keep-results DIR]
                                                      [--check-labels]
 
 Real size: the real-scale synthetic mouse (registration level 640x462x247 at 28.8/28.8/32 um,
@@ -49,7 +50,7 @@ STEP = re.compile(r"step (?P<name>.+?): (?P<what>started|done in (?P<s>[\d.]+) s
 ITEM = re.compile(r"item (?P<name>.+): (?P<status>ok|failed|skipped) \((?P<s>[\d.]+) s\)")
 
 
-def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
+def run_once(root: Path, n_jobs: str, keep: Path | None, executor: str | None = None) -> dict:
     """One whole run: wall, peak tree RSS, and per step (wall, peak RSS)."""
     work = Path(tempfile.mkdtemp(prefix="alignprep-whole-bench-", dir=root))
     env = {**os.environ, "ALIGNPREP_PYTHON": sys.executable}
@@ -64,6 +65,7 @@ def run_once(root: Path, n_jobs: str, keep: Path | None) -> dict:
         "--skip-ephys",
         "--n-jobs",
         n_jobs,
+        *(["--executor", executor] if executor else []),
     ]
     lines: list[tuple[float, str]] = []
     t0 = time.perf_counter()
@@ -222,6 +224,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("/tmp/alignprep_bench_transform_check"))
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--n-jobs", default="-1")
+    parser.add_argument("--executor", help="passed to code/run (e.g. dask: a LocalCluster)")
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--keep-results", type=Path)
     parser.add_argument("--json", type=Path, help="also write every number here")
@@ -241,11 +244,14 @@ def main() -> None:
         from transform_check import build
 
         build(args.root)
-    print(f"cores: {os.cpu_count()}, load average: {os.getloadavg()}, n_jobs {args.n_jobs}")
+    print(
+        f"cores: {os.cpu_count()}, load average: {os.getloadavg()}, n_jobs {args.n_jobs}, "
+        f"executor {args.executor or 'default'}"
+    )
     runs = []
     for k in range(args.repeats):
         keep = args.keep_results if k == args.repeats - 1 else None
-        runs.append(run_once(args.root, args.n_jobs, keep))
+        runs.append(run_once(args.root, args.n_jobs, keep, args.executor))
         r = runs[-1]
         print(
             f"run {k + 1}: wall {r['wall_s']:.1f} s, peak tree RSS {r['peak_gb']:.2f} GB, "
