@@ -22,6 +22,7 @@ import pytest
 
 from alignprep.inputs import registration_check
 from alignprep.inputs.check_cache import CACHE_ENV
+from alignprep.inputs.field_store import STORE_DIR
 from alignprep.inputs.transform_check import CACHED_NOTE
 from alignprep.inputs.transform_files import read_itk_affine
 from alignprep.stages.validate import ValidationReport, validate
@@ -122,6 +123,10 @@ def test_a_passed_check_is_reused_only_for_the_same_file_contents(datasets, tmp_
     moved = tmp_path / "moved"
     shutil.copytree(data, moved)
     assert transforms(moved, "r3") == [(s, m + CACHED_NOTE) for s, m in first]
+    # a remembered pass still leaves every warp decoded for the run's items (one read each)
+    scratch = stage_config(moved, tmp_path / "r3").scratch_root
+    assert len(list(moved.rglob("*Warp.nii.gz"))) == 4
+    assert len(list((scratch / STORE_DIR).glob("*.f32"))) == 4
     # swapped contents: checked anew, and the swap is found despite the stored pass
     faults.swap(ls(data, "1Warp.nii.gz"), ls(data, "1InverseWarp.nii.gz"))
     third = transforms(data, "r4")

@@ -77,13 +77,16 @@ def check_transforms(
     """Check both registrations of a mouse (one ANTs child process for both); every warp is
     decoded into the mouse's field store by its one read.
 
-    With a ``cache``, a passed verdict on the same file contents is reused, and a pass is stored.
+    With a ``cache``, a passed verdict on the same file contents is reused, and a pass is stored;
+    the warps are still decoded (now, all at once, unless this scratch holds them already), so
+    that the run's items never decode one themselves, two at a time.
     """
     limits = limits or TransformLimits()
     items = registrations_of(ctx)
     key = cache.key(items, limits) if cache is not None else None
     if key is not None and (hit := cache.get(key)) is not None:
         log.info("transform check: passed before on the same file contents (key %s)", key[:12])
+        ctx.field_store.get_many(_warps(items), limits, ctx.threads)
         return hit
     report = check_registrations(items, ctx.field_store, limits, ctx.threads)
     if key is not None:
@@ -100,9 +103,7 @@ def check_registrations(
     """Read and check every file, run the ANTs parts in a child, then judge; logs wall times."""
     limits = limits or TransformLimits()
     t0_s = time.perf_counter()
-    # decompression releases the GIL: the warps are read (and decoded) ``threads`` at once
-    warps = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
-    store.get_many([p for p in warps if p.is_file()], limits, threads)
+    store.get_many(_warps(items), limits, threads)
     checks = []
     for item in items:
         check = RegistrationChecker(item, limits, store)
@@ -129,6 +130,13 @@ def check_registrations(
         len(report.problems),
     )
     return report
+
+
+def _warps(items: list[RegistrationCheck]) -> list[Path]:
+    """Every displacement field file of the registrations (decompression releases the GIL: they
+    are read and decoded a thread each)."""
+    files = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
+    return [p for p in files if p.is_file()]
 
 
 def _contained(check: RegistrationChecker, *phases: Callable[[], None]) -> None:
