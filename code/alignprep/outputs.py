@@ -160,13 +160,17 @@ def scratch_dir(scratch_root: Path, what: str) -> tempfile.TemporaryDirectory:
 
 
 def remove_stale_scratch(scratch_root: Path) -> list[Path]:
-    """Remove scratch folders of runs whose process no longer exists (scratch may be shared)."""
+    """Remove the scratch folders and files (``<TEMP_MARK><pid>-...``) of processes that no longer
+    exist, directly under ``scratch_root`` (scratch may be shared by several runs)."""
     removed = []
     pattern = re.compile(re.escape(TEMP_MARK) + r"(\d+)-")
     for path in scratch_root.iterdir() if scratch_root.is_dir() else ():
         match = pattern.match(path.name)
         if match and not _pid_alive(int(match.group(1))):
-            shutil.rmtree(path, ignore_errors=True)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed
 

@@ -3,7 +3,7 @@
 A 25 um warp is ~0.9 GB of gzip; decompressing it is most of what reading it costs, and ITK
 reads it whole (as double: twice its size) for every call. Here each warp file is read exactly
 once, by :func:`alignprep.inputs.transform_files.scan_warp` (every check of a complete read:
-gzip CRC, header, finite values, magnitudes, and the file's sha256), which writes its voxels as
+gzip CRC, header, finite values, magnitudes), which writes its voxels as
 raw little-endian float32 to ``<scratch_root>/alignprep-fields/``. Every later use (the transform
 check's sample points, every track, every volume, in any process) maps that file read-only and
 touches only the pages it needs.
@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import outputs
 from ..errors import InputError
 from ..logs import get_logger
 from ..outputs import TEMP_MARK
@@ -86,13 +87,16 @@ class FieldStore:
     def get_many(
         self, paths: list[Path], limits: TransformLimits | None = None, threads: int = 1
     ) -> dict[Path, DecodedField | InputError]:
-        """:meth:`get` for several files at once (decompression runs outside the GIL)."""
+        """:meth:`get` for several files at once (decompression runs outside the GIL); a file
+        that cannot be read, checked or stored gets its error instead."""
 
         def one(path: Path) -> DecodedField | InputError:
             try:
                 return self.get(path, limits)
             except InputError as exc:
                 return exc
+            except OSError as exc:  # the store cannot be written (a full or read-only scratch)
+                return InputError(f"cannot decode it into {self.root}: {exc}", file=path)
 
         with ThreadPoolExecutor(max(1, min(threads, len(paths)))) as pool:
             return dict(zip(paths, pool.map(one, paths), strict=True))
@@ -130,7 +134,7 @@ class FieldStore:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         check_peak(float(meta["max_abs_mm"]), limits, path)  # the limits may differ now
-        scan = WarpScan(path, header, meta["dtype"], float(meta["max_abs_mm"]), meta["sha256"])
+        scan = WarpScan(path, header, meta["dtype"], float(meta["max_abs_mm"]))
         return DecodedField(scan, data)
 
     def _decode(self, path: Path, name: str, limits: TransformLimits) -> DecodedField:
@@ -150,7 +154,6 @@ class FieldStore:
             "header": scan.header.to_json(),
             "dtype": scan.dtype,
             "max_abs_mm": scan.max_abs_mm,
-            "sha256": scan.sha256,
         }
         tmp_meta = self.root / f"{TEMP_MARK}{os.getpid()}-{name}.json"
         tmp_meta.write_text(json.dumps(meta, sort_keys=True))
@@ -162,9 +165,9 @@ class FieldStore:
         """Entries of earlier versions of ``path``, and temporary files of dead processes."""
         prefix = name.split("-")[0]
         for entry in self.root.iterdir():
-            stale_version = entry.name.startswith(f"{prefix}-") and not entry.name.startswith(name)
-            if stale_version or (TEMP_MARK in entry.name and not _alive(entry.name)):
+            if entry.name.startswith(f"{prefix}-") and not entry.name.startswith(name):
                 entry.unlink(missing_ok=True)
+        outputs.remove_stale_scratch(self.root)
 
 
 def _entry_name(path: Path) -> str:
@@ -173,15 +176,3 @@ def _entry_name(path: Path) -> str:
     where = hashlib.sha256(str(path).encode()).hexdigest()[:16]
     version = f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     return f"{where}-{hashlib.sha256(version.encode()).hexdigest()[:16]}"
-
-
-def _alive(temp_name: str) -> bool:
-    """Whether the process that owns a temporary file still runs."""
-    try:
-        pid = int(temp_name.split(TEMP_MARK, 1)[1].split("-", 1)[0])
-        os.kill(pid, 0)
-    except (ValueError, IndexError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True

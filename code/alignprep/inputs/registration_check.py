@@ -5,15 +5,17 @@
    reading of every warp header and of the affine;
 3. ``conclude``: ITK's reading against ours, the round trip, the image similarity.
 
-The single read of each warp also decodes it into the run's
-:class:`~alignprep.inputs.field_store.FieldStore`, and the warps map P there, with ANTs's rules
-and the same code every track and volume of the run then uses (ITK would read each ~1 GB file
-again).
+The caller reads (and decodes) each warp once into the run's
+:class:`~alignprep.inputs.field_store.FieldStore` and hands the outcomes over; the warps map P
+there, with ANTs's rules and the same code every track and volume of the run then uses (ITK
+would read each ~1 GB file again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from ..space.fields import ChainMap
 from ..space.frames import ImageHeader
 from ..space.transforms import Registration
 from .ants_worker import AntsTask, TaskOutcome
-from .field_store import DecodedField, FieldStore
+from .field_store import DecodedField
 from .registration_images import (
     ImageSource,
     foreground,
@@ -59,10 +61,15 @@ class RegistrationCheck:
 class RegistrationChecker:
     """The state of one registration's check across its three phases."""
 
-    def __init__(self, item: RegistrationCheck, limits: TransformLimits, store: FieldStore) -> None:
+    def __init__(
+        self,
+        item: RegistrationCheck,
+        limits: TransformLimits,
+        fields: Mapping[Path, DecodedField | InputError],
+    ) -> None:
         self.item = item
-        self.store = store
-        self.decoded: dict[str, DecodedField] = {}
+        self.fields = fields  # every warp file, read and decoded (or why not), by path
+        self.decoded: dict[str, DecodedField] = {}  # role -> the decoded warp
         self.reg = item.registration
         self.limits = limits
         self.where = str(self.reg.affine.parent)
@@ -70,9 +77,13 @@ class RegistrationChecker:
         self.facts: list[str] = []
         self.rng = np.random.default_rng(limits.seed)
         self.affine: ItkAffine | None = None
-        self.scans: dict[str, WarpScan] = {}
         self.points = np.empty((0, 3))
         self.fixed_values: np.ndarray | None = None
+
+    @property
+    def scans(self) -> dict[str, WarpScan]:
+        """What the complete read of each warp found, by role."""
+        return {role: field.scan for role, field in self.decoded.items()}
 
     def warn(self, message: str, file: str | None = None) -> None:
         self.problems.append(Problem(file or self.where, f"{self.item.name}: {message}", False))
@@ -94,11 +105,11 @@ class RegistrationChecker:
             self.problems.append(Problem.from_error(exc))
         for role, path in (("InverseWarp", reg.inverse_warp), ("Warp", reg.warp)):
             if path is not None:
-                try:
-                    self.decoded[role] = self.store.get(path, self.limits)
-                    self.scans[role] = self.decoded[role].scan
-                except InputError as exc:
-                    self.problems.append(Problem.from_error(exc))
+                found = self.fields[path]
+                if isinstance(found, InputError):
+                    self.problems.append(Problem.from_error(found))
+                else:
+                    self.decoded[role] = found
         if reg.warp is None:
             self.warn(
                 "no 1Warp.nii.gz beside it: the Warp/InverseWarp round trip is not possible "

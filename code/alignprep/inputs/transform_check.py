@@ -103,10 +103,10 @@ def check_registrations(
     """Read and check every file, run the ANTs parts in a child, then judge; logs wall times."""
     limits = limits or TransformLimits()
     t0_s = time.perf_counter()
-    store.get_many(_warps(items), limits, threads)
+    fields = store.get_many(_warps(items), limits, threads)
     checks = []
     for item in items:
-        check = RegistrationChecker(item, limits, store)
+        check = RegistrationChecker(item, limits, fields)
         _contained(check, check.read_files, check.sample)
         checks.append(check)
     t1_s = time.perf_counter()
@@ -135,8 +135,7 @@ def check_registrations(
 def _warps(items: list[RegistrationCheck]) -> list[Path]:
     """Every displacement field file of the registrations (decompression releases the GIL: they
     are read and decoded a thread each)."""
-    files = [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
-    return [p for p in files if p.is_file()]
+    return [p for item in items for p in item.registration.files() if p.suffix != ".mat"]
 
 
 def _contained(check: RegistrationChecker, *phases: Callable[[], None]) -> None:

@@ -7,14 +7,13 @@
 * ``scan_warp``: streams a displacement-field NIfTI (``.nii.gz``) to its end in bounded memory:
   gzip integrity (the CRC is checked at end of stream), header, a 3-component vector field
   (X, Y, Z, 1, 3), finite values, plausible magnitudes. The same single read can write the
-  voxels, as little-endian float32 in the file's own order, to ``sink`` and hashes the file's
-  bytes (sha256), so that nothing needs to read the file again (``field_store``).
+  voxels, as little-endian float32 in the file's own order, to ``sink``, so that nothing needs to
+  decompress the file again (``field_store``).
 """
 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import re
 import zlib
@@ -178,28 +177,11 @@ class WarpScan:
     header: ImageHeader  # LPS, ITK index order, as nibabel reads the file
     dtype: str
     max_abs_mm: float  # largest |component| over the whole field
-    sha256: str = ""  # of the file's bytes (compressed, as stored)
 
     @property
     def voxel_mm(self) -> float:
         """The finest grid spacing."""
         return float(self.header.spacing.min())
-
-
-class _Hashing(io.RawIOBase):
-    """A raw file whose bytes are hashed as they are read."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        self.raw, self.hash = raw, hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        n = self.raw.readinto(buffer)
-        if n:
-            self.hash.update(memoryview(buffer)[:n])
-        return n or 0
 
 
 def scan_warp(
@@ -215,14 +197,9 @@ def scan_warp(
     """
     path = Path(path)
     try:
-        with path.open("rb") as raw:
-            hashing = _Hashing(raw)
-            stream = io.BufferedReader(hashing, 1 << 20)
-            fh = gzip.GzipFile(fileobj=stream) if path.name.endswith(".gz") else stream
-            scan = _scan(fh, path, limits, block_bytes, sink)
-            while stream.read(1 << 20):  # bytes after the gzip member count too
-                pass
-            return WarpScan(scan.path, scan.header, scan.dtype, scan.max_abs_mm, _hex(hashing))
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rb") as fh:
+            return _scan(fh, path, limits, block_bytes, sink)
     except InputError:
         raise
     except EOFError:
@@ -235,10 +212,6 @@ def scan_warp(
         raise InputError(f"cannot read the displacement field: {exc}", file=path) from None
 
 
-def _hex(hashing: _Hashing) -> str:
-    return hashing.hash.hexdigest()
-
-
 def _scan(
     fh: BinaryIO, path: Path, limits: TransformLimits, block_bytes: int, sink: BinaryIO | None
 ) -> WarpScan:
@@ -249,7 +222,7 @@ def _scan(
         raise InputError("empty file: expected a NIfTI displacement field", file=path)
     sizeof = {int.from_bytes(head, "little"), int.from_bytes(head, "big")}
     klass = nib.Nifti2Header if 540 in sizeof else nib.Nifti1Header
-    block = head + fh.read(klass.sizeof_hdr - 4)  # read once, never rewound (the file is hashed)
+    block = head + fh.read(klass.sizeof_hdr - 4)  # read once: a gzip stream is never rewound
     consumed = len(block)
     try:
         hdr = klass.from_fileobj(io.BytesIO(block), check=True)

@@ -5,7 +5,7 @@ G is the ``output_voxel_size_um`` resample of the zarr level chosen by
 (outputs.md §2, coordinates.md §3.4, §7). The CCF template and labels are sampled at every G
 voxel's registration-frame position through the point chain (linear / genericLabel, ANTs's
 rules: :mod:`alignprep.space.sampling`), then stamped with G's native header. The chain is
-evaluated once per output voxel for both volumes, slab by slab, from the displacement fields
+evaluated once per output voxel for both volumes, brick by brick, from the displacement fields
 decoded once per run (:mod:`alignprep.inputs.field_store`). The CCF volumes are read in the
 canonical PIR layout, so the stored index order of the references cannot change the outputs.
 Every file is written atomically; a failure removes what the stage wrote.
@@ -88,9 +88,11 @@ class Grids:
 
 
 def read_resampled(ms: Multiscale, grids: Grids, out_mm: float, threads: int = 1) -> np.ndarray:
-    """One channel at the chosen level -> anti-aliased, resampled, IRP, float32 (ITK order).
+    """One channel at the chosen level -> anti-aliased, resampled, IRP, in the channel's dtype
+    (ITK order).
 
-    The level is read slab by slab straight into one float32 array, which is filtered in place.
+    The level is read slab by slab straight into one float32 array, which is filtered in place;
+    the resampled grid is rounded in place.
     """
     lazy = ms.read_level(ms.levels[grids.level.index])
     stored = np.empty(lazy.shape, dtype=np.float32)
@@ -103,7 +105,7 @@ def read_resampled(ms: Multiscale, grids: Grids, out_mm: float, threads: int = 1
     size = output_size(grids.level.size, grids.level.spacing_mm, out_mm)
     resampled = antialias_resample(volume, grids.level.spacing_mm, out_mm, size, threads)
     del volume
-    return reorient_array(resampled, grids.transform)
+    return reorient_array(to_dtype(resampled, ms.dtype, overwrite=True), grids.transform)
 
 
 class _Writer:
@@ -204,9 +206,7 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
     paths = outputs.histology_paths(root, mouse)
     grids = _grids(ctx, result, timed)
     with timed("registration channel"):
-        reg = to_dtype(
-            read_resampled(ctx.multiscale, grids, out_mm, ctx.threads), ctx.multiscale.dtype
-        )
+        reg = read_resampled(ctx.multiscale, grids, out_mm, ctx.threads)
         writer.nrrd(paths["registration"], reg, grids.native)
         writer.nrrd(paths["registration_pipeline"], reg, grids.registration)
         writer.json(
@@ -221,7 +221,7 @@ def _channels(ctx: MouseContext, result: HistologyResult, writer: _Writer, timed
         del reg
     with timed("additional channels"):
         for ms in ctx.asset.additional_channels():
-            vol = to_dtype(read_resampled(ms, grids, out_mm, ctx.threads), ms.dtype, overwrite=True)
+            vol = read_resampled(ms, grids, out_mm, ctx.threads)
             writer.nrrd(outputs.channel_path(root, mouse, ms.name), vol, grids.native)
             del vol
     if cfg.histology.write_ccf_space:

@@ -54,6 +54,7 @@ def run_ccf_channel(ctx: MouseContext, channel: str) -> HistologyResult:
     def body(result: HistologyResult, writer, timed) -> None:
         root, mouse = ctx.config.results_root, ctx.mouse_id
         registration = channel == ctx.asset.registration_channel
+        # the registration channel's item never lists the others: it would depend on their files
         if not registration and channel not in channel_names(ctx):
             raise InputError(f"no channel {channel!r} in the asset", file=ctx.asset.path)
         grids = Grids.build(ctx)
