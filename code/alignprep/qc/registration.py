@@ -1,0 +1,139 @@
+"""Registration overlay: the registration channel with the warped CCF region boundaries over it.
+
+Three orthogonal sections through one point (the brain's centre, or a track's centroid) of the
+image-space grid: coronal (animal's left on the left, dorsal up), sagittal (anterior on the left,
+dorsal up), horizontal (left on the left, anterior up). A voxel is a boundary voxel when its
+label differs from the next voxel along either axis of the section; boundary voxels are painted
+opaque :data:`~alignprep.qc.render.PICK_RGB`, so a reader (or a test) finds them exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .grid import DisplayVolume
+from .render import PICK_RGB, new_figure
+
+TRACK_RGB = (0.0, 0.85, 1.0)
+
+#: (name, fixed array axis, (row axis, column axis), transpose the slice, axis labels)
+SECTIONS = (
+    ("coronal", 0, ("DV", "ML")),
+    ("sagittal", 1, ("DV", "AP")),
+    ("horizontal", 2, ("AP", "ML")),
+)
+_AXIS = {"AP": 0, "ML": 1, "DV": 2}
+_WORDS = {"AP": "anterior → posterior", "ML": "left → right", "DV": "dorsal → ventral"}
+
+
+@dataclass(frozen=True)
+class Section:
+    """One 2-D section: image rows and columns follow the named display axes."""
+
+    name: str
+    image: np.ndarray  # (rows, cols)
+    labels: np.ndarray  # (rows, cols)
+    row_axis: str
+    col_axis: str
+    extent_mm: tuple[float, float, float, float]  # left, right, bottom, top for imshow
+
+
+def section(
+    volume: DisplayVolume, labels: DisplayVolume, name: str, centre: Sequence[int]
+) -> Section:
+    """The section ``name`` through the voxel ``centre`` (ap, ml, dv) of both volumes."""
+    fixed, (row_axis, col_axis) = {s[0]: (s[1], s[2]) for s in SECTIONS}[name]
+    index: list[object] = [slice(None)] * 3
+    index[fixed] = int(np.clip(centre[fixed], 0, volume.data.shape[fixed] - 1))
+    image, lab = volume.data[tuple(index)], labels.data[tuple(index)]
+    remaining = [a for a in range(3) if a != fixed]  # the slice's axes, in array order
+    if remaining.index(_AXIS[row_axis]) == 1:
+        image, lab = image.T, lab.T
+    rows, cols = image.shape
+    s_row = volume.spacing_mm[_AXIS[row_axis]]
+    s_col = volume.spacing_mm[_AXIS[col_axis]]
+    extent = (-0.5 * s_col, (cols - 0.5) * s_col, (rows - 0.5) * s_row, -0.5 * s_row)
+    return Section(name, image, lab, row_axis, col_axis, extent)
+
+
+def boundaries(labels: np.ndarray) -> np.ndarray:
+    """Boundary pixels of a label image: the label differs from the next pixel down or right."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return edge
+
+
+def display_range(image: np.ndarray, inside: np.ndarray) -> tuple[float, float]:
+    """Grey-level window: the 0.5th-99.5th percentile of the voxels inside the brain."""
+    values = image[inside] if inside.any() else image.ravel()
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = np.percentile(values.astype(np.float64), [0.5, 99.5])
+    return float(low), float(high if high > low else low + 1)
+
+
+def draw_overlay(
+    volume: DisplayVolume,
+    labels: DisplayVolume,
+    centre: Sequence[int],
+    title: str,
+    track_lps_mm: np.ndarray | None = None,
+) -> Figure:
+    """The three sections through ``centre`` with boundaries; axes labelled by section name.
+
+    ``track_lps_mm``: a track's picks, drawn projected onto each section (cyan).
+    """
+    fig = new_figure(15.0, 5.6)
+    fig.suptitle(title, fontsize=12)
+    axes = fig.subplots(1, len(SECTIONS))
+    for ax, (name, _fixed, _axes) in zip(axes, SECTIONS, strict=True):
+        sec = section(volume, labels, name, centre)
+        low, high = display_range(sec.image, sec.labels != 0)
+        ax.imshow(
+            sec.image, cmap="gray", vmin=low, vmax=high, extent=sec.extent_mm,
+            interpolation="nearest", origin="upper",
+        )  # fmt: skip
+        rgba = np.zeros((*sec.labels.shape, 4))
+        rgba[boundaries(sec.labels)] = (*PICK_RGB, 1.0)
+        ax.imshow(rgba, extent=sec.extent_mm, interpolation="nearest", origin="upper")
+        if track_lps_mm is not None:
+            idx = labels.index_of(track_lps_mm) * labels.spacing_mm
+            rows, cols = idx[:, _AXIS[sec.row_axis]], idx[:, _AXIS[sec.col_axis]]
+            ax.plot(cols, rows, "-o", color=TRACK_RGB, markersize=2.5, linewidth=0.8,
+                    label="track (picks, projected)")  # fmt: skip
+            ax.set_xlim(sec.extent_mm[0], sec.extent_mm[1])
+            ax.set_ylim(sec.extent_mm[2], sec.extent_mm[3])
+        ax.set_label(name)
+        ax.set_title(f"{name} section", fontsize=10)
+        ax.set_xlabel(f"{sec.col_axis} (mm, {_WORDS[sec.col_axis]})", fontsize=8)
+        ax.set_ylabel(f"{sec.row_axis} (mm, {_WORDS[sec.row_axis]})", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if sec.col_axis == "ML":
+            for x, text in ((0.02, "L"), (0.98, "R")):
+                ax.text(x, 0.97, text, transform=ax.transAxes, color="yellow", fontsize=12,
+                        ha="left" if x < 0.5 else "right", va="top", weight="bold")  # fmt: skip
+    legend = (
+        "grey: registration channel (image space); magenta: CCF region boundaries warped into "
+        "the image (labels_in_<mouse>.nrrd)"
+    )
+    if track_lps_mm is not None:
+        legend += "; cyan: the track's picks, projected onto each section"
+    fig.text(
+        0.5, 0.01, legend,
+        ha="center", fontsize=8,
+    )  # fmt: skip
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.88, bottom=0.14, wspace=0.25)
+    return fig
+
+
+def brain_centre(labels: DisplayVolume) -> tuple[int, int, int]:
+    """The voxel at the centre of the labelled brain (the middle of its bounding box)."""
+    inside = np.nonzero(labels.data)
+    if not inside[0].size:
+        return tuple(int(n // 2) for n in labels.data.shape)  # type: ignore[return-value]
+    return tuple(int((a.min() + a.max()) // 2) for a in inside)  # type: ignore[return-value]
