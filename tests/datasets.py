@@ -49,10 +49,10 @@ def cached_dataset(
         relocatable = built / "relocatable"
         if not relocatable.is_file():
             relocatable.write_text(json.dumps(not _names_itself(ds.root)))
-    if not json.loads(relocatable.read_text()):
-        return build_dataset(root, spec, layout)
-    shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
-    return open_dataset(root)
+        if json.loads(relocatable.read_text()):  # copied under the lock: never while rebuilt
+            shutil.copytree(built / "ds", root, dirs_exist_ok=True, symlinks=True)
+            return open_dataset(root)
+    return build_dataset(root, spec, layout)
 
 
 def _names_itself(root: Path) -> bool:
