@@ -15,6 +15,8 @@ RUN_RECORDS = frozenset(
         outputs.EFFECTIVE_CONFIG_NAME,
         outputs.VALIDATION_REPORT_NAME,
         outputs.LOG_FILE_NAME,
+        outputs.QC_PAGE_NAME,  # the QC page: the run summary, with each item's time
+        outputs.QUALITY_CONTROL_NAME,  # its pending statuses are dated by the figures' run
     }
 )
 

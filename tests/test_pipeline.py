@@ -200,8 +200,8 @@ def test_outputs_in_the_layouts_both_guis_walk(dataset, tmp_path):
     proc = _run(data, data / "alignprep_results")
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = _report(data / "alignprep_results")
-    # 5 tracks, 4 histology items, 2 ephys, 2 channel regions, the package
-    assert report["counts"] == {"ok": 14, "skipped": 0, "failed": 0}
+    # 5 tracks, 4 histology items, 2 ephys, 2 channel regions, 4 QC figure items, the package
+    assert report["counts"] == {"ok": 18, "skipped": 0, "failed": 0}
     assert {i["name"] for i in report["items"] if i["name"].startswith("channel regions")} == {
         f"channel regions {RECORDING}/ProbeA",
         f"channel regions {RECORDING}/ProbeB",
@@ -265,6 +265,7 @@ def test_changed_inputs_redo_exactly_what_depends_on_them(dataset, tmp_path):
     status = {i["name"]: i["status"] for i in _report(results)["items"]}
     assert status.pop(f"track {RECORDING}/ProbeA/ProbeA_track") == "ok"  # redone
     assert status.pop("datapackage") == "ok"  # the index is always rewritten
+    assert status.pop("qc mouse") == status.pop("qc tracks") == "ok"  # they draw the track
     assert set(status.values()) == {"skipped"}  # histology and the other tracks
     params = json.dumps({**json.loads(CHECKS), "histology": {"output_voxel_size_um": 40}})
     assert _run(data, results, "--skip-ephys", "--params", params).returncode == 0
@@ -272,4 +273,5 @@ def test_changed_inputs_redo_exactly_what_depends_on_them(dataset, tmp_path):
     histology = [n for n in status if n.startswith("histology")]
     assert len(histology) == 4  # channels, atlas and each channel's CCF QC
     assert {status.pop(n) for n in histology} == {"ok"} and status.pop("datapackage") == "ok"
+    assert status.pop("qc mouse") == status.pop("qc tracks") == "ok"  # they draw the volumes
     assert set(status.values()) == {"skipped"}  # tracks do not depend on the histology grid

@@ -22,6 +22,8 @@ HISTOLOGY = "histology *"  # every histology item: its two parts and each channe
 CHANNELS, ATLAS = "histology", "histology atlas"  # the phase-0 parts
 QC_REGISTRATION = "histology ccf Ex_639_Em_667"  # CCF-space QC of the registration channel
 QC_OTHER = "histology ccf Ex_488_Em_525"  # ... of the other channel
+FIGURES = "qc *"  # every QC figure item: the mouse's and its tracks' (no probe: --skip-ephys)
+MOUSE_FIGURES = "qc mouse"  # registration overlays and tracks in the CCF (read the CCF labels)
 
 
 @pytest.fixture(scope="module")
@@ -123,21 +125,27 @@ def _statuses(results: Path) -> dict[str, str]:
 
 #: (edit, items expected to re-run, whether the outputs change); edits accumulate within a group.
 #: Three groups, each a class, so that the test runner can spread them over its workers.
+#: The QC figures re-run with the mouse context (every item that uses it does), or when an
+#: output they draw changes; never for an output they do not draw (the CCF template on G).
 IMAGE_EDITS = (
-    (registration_level_shape, {HISTOLOGY, TRACKS}, True),
-    (registration_channel_multiscales, {HISTOLOGY, TRACKS}, False),
+    (registration_level_shape, {HISTOLOGY, TRACKS, FIGURES}, True),
+    (registration_channel_multiscales, {HISTOLOGY, TRACKS, FIGURES}, False),
     (other_channel_multiscales, {CHANNELS, QC_OTHER}, False),
-    (acquisition_metadata, {HISTOLOGY, TRACKS}, False),
+    (acquisition_metadata, {HISTOLOGY, TRACKS, FIGURES}, False),
 )
 TRANSFORM_EDITS = (
-    (import_version, {HISTOLOGY, TRACKS}, True),
-    (template_to_ccf_affine, {HISTOLOGY, TRACKS}, True),
+    (import_version, {HISTOLOGY, TRACKS, FIGURES}, True),
+    (template_to_ccf_affine, {HISTOLOGY, TRACKS, FIGURES}, True),
 )
 REFERENCE_EDITS = (
     # the QC volumes are sampled on the CCF grid (its header), never from the template's voxels
     (ccf_template_voxels, {ATLAS}, True),
-    (label_lookup, {ATLAS, TRACKS}, True),
-    (annotation, {f"track {RECORDING}/ProbeA/ProbeA_track"}, True),
+    (label_lookup, {ATLAS, TRACKS, MOUSE_FIGURES}, True),
+    (
+        annotation,
+        {f"track {RECORDING}/ProbeA/ProbeA_track", FIGURES},
+        True,
+    ),
 )
 
 
@@ -151,8 +159,10 @@ def _edit_and_rerun(dataset, tmp_path: Path, edits) -> None:
     groups = {
         TRACKS: {n for n in every if n.startswith("track ")},
         HISTOLOGY: {n for n in every if n.startswith("histology")},
+        FIGURES: {n for n in every if n.startswith("qc ")},
     }
     assert {CHANNELS, ATLAS, QC_REGISTRATION, QC_OTHER} == groups[HISTOLOGY]
+    assert groups[FIGURES] == {MOUSE_FIGURES, "qc tracks"}
     before = _hashes(results)
     for edit, expected, outputs_change in edits:
         edit(data)

@@ -111,8 +111,11 @@ def test_demo_runs_the_stages_and_twice_in_a_row(run_cli, tmp_path):
     picks = sorted(p.name for p in (tmp_path / "r").rglob("xyz_picks*.json"))
     assert len(picks) == 10 and "xyz_picks.json" in picks and "xyz_picks_shank4.json" in picks
     # 5 tracks, 4 histology (channels, atlas, 2 channels' CCF QC), 2 ephys, 2 probe folders'
-    # channel regions, package
-    assert "14 ok, 0 unchanged, 0 failed" in first.stderr
+    # channel regions, 4 QC figure items (the mouse, its tracks, 2 probe folders), package
+    assert "18 ok, 0 unchanged, 0 failed" in first.stderr
+    qc = tmp_path / "r" / "000123" / "qc"
+    assert len(list(qc.glob("*.png"))) == 7 + 5 + 5  # 6 overlays + atlas, 5 slabs, 1 + 4 probes
+    assert (qc / "index.html").is_file() and (qc.parent / "quality_control.json").is_file()
     histology = tmp_path / "r" / "000123" / "image_space_histology"
     assert (histology / "labels_in_000123.nrrd").is_file()
     assert (histology / "histology_registration_pipeline.nrrd").is_file()

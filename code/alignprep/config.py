@@ -91,6 +91,7 @@ SELECTOR_KINDS = {
     "ephys": None,
     "tracks": None,
     "channel_regions": None,
+    "qc": False,
     "probe": True,
     "mouse": True,
 }
@@ -105,7 +106,7 @@ def _selectors(value: tuple[str, ...]) -> tuple[str, ...]:
             raise ValueError(
                 f"{selector!r} is not a selector; expected histology, ephys, tracks, "
                 "channel_regions (each of the last three optionally :<recording>/<probe>), "
-                "probe:<recording>/<probe> or mouse:<id>"
+                "qc, probe:<recording>/<probe> or mouse:<id>"
             )
     return value
 
@@ -226,6 +227,9 @@ class PipelineConfig(_Section):
         json_schema_extra={"expected": "-1, a fraction 0 < x < 1, or a positive integer"},
     )
     skip_ephys: bool = Field(description="Do not extract ephys (histology and tracks only).")
+    no_qc: bool = Field(
+        description="Do not draw the QC figures, qc/index.html and quality_control.json."
+    )
     validate_only: bool = Field(description="Run the pre-flight checks only; exit 0 or 3.")
     use_async: bool = Field(description="Run the plan on the asyncio executor.")
     executor: Literal["auto", "serial", "processes", "async", "dask"] = Field(
@@ -237,7 +241,7 @@ class PipelineConfig(_Section):
     )
     only: Selectors = Field(
         description="Run a slice of the plan (comma-separated): histology, ephys, tracks, "
-        "channel_regions (the last three optionally :<recording>/<probe>), "
+        "channel_regions (the last three optionally :<recording>/<probe>), qc, "
         "probe:<recording>/<probe> (its ephys, tracks and channel regions), mouse:<id>; "
         "empty = everything. "
         "A slice writes no datapackage: merge slices with collect.",

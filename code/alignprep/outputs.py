@@ -285,6 +285,12 @@ def fcsv_bytes(points_lps_mm: Any, label: str) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def fcsv_points(data: bytes) -> np.ndarray:
+    """The (n, 3) points of an FCSV file written by :func:`fcsv_bytes` (its x, y, z columns)."""
+    rows = [ln.split(",") for ln in data.decode().splitlines() if ln and not ln.startswith("#")]
+    return np.array([[float(r[1]), float(r[2]), float(r[3])] for r in rows]).reshape(-1, 3)
+
+
 def write_nrrd_atomic(
     path: Path, volume_ijk: np.ndarray, header: Any, compression_level: int = 1
 ) -> Path:
@@ -382,6 +388,24 @@ def channel_regions_suffixes(folder: Path) -> list[str]:
     """The GUI shank suffixes of the per-shank files in a channel regions folder."""
     stem, ext = _REGIONS_CHANNELS
     return [p.name[len(stem) : -len(ext)] for p in folder.glob(f"{stem}*{ext}")]
+
+
+# --- QC pictures --------------------------------------------------------------------------
+
+QC_DIR = "qc"
+QC_INDEX_NAME = "figures.json"  # what the QC item drew: the page and the QC metadata read it
+QC_PAGE_NAME = "index.html"
+QUALITY_CONTROL_NAME = "quality_control.json"
+
+
+def qc_dir(results_root: Path, mouse_id: str) -> Path:
+    """``<mouse>/qc``: the QC figures, their index and the page."""
+    return mouse_dir(results_root, mouse_id) / QC_DIR
+
+
+def qc_figure_name(*parts: str) -> str:
+    """A figure's file name from its parts (``track``, ``ProbeA``, ``Ex_488``) -> ``.png``."""
+    return child(Path("."), "_".join(p for p in parts if p) + ".png").name
 
 
 def remove_dir(path: Path) -> None:

@@ -176,6 +176,46 @@ class ChannelRegionsWork(Work):
 
 
 @dataclass(frozen=True)
+class QcTrack:
+    """A planned track as the QC figures name it: its output stem and its probe folder."""
+
+    stem: str  # histology_track_id + GUI shank suffix: the track_data file names
+    recording_id: str
+    collection: str
+    suffix: str  # the GUI shank suffix of the probe folder's files ("" or "_shank<N>")
+
+
+QC_SCOPES = ("mouse", "tracks", "probe")
+
+
+@dataclass(frozen=True)
+class QcWork(Work):
+    """QC figures, from the run's own outputs (:mod:`alignprep.stages.qc`).
+
+    ``scope`` ``mouse``: the registration overlays and the tracks in the CCF (after every other
+    item of the mouse); ``tracks``: every track on each channel (after the channels and the
+    tracks: the channels are read once for all of them); ``probe``: one probe folder's summaries
+    (after its ephys and channel regions). An item waits for the items named in ``after`` and
+    draws what they wrote: one that failed leaves a gap and a note, never a failed QC item.
+    """
+
+    kind: ClassVar[str] = "qc"
+    phase: ClassVar[int] = 3
+    scope: str = "mouse"
+    tracks: tuple[QcTrack, ...] = ()  # mouse and tracks: every planned track; probe: its own
+    after: tuple[str, ...] = ()
+    probe: str = ""  # ``<recording_id>/<collection>`` of a probe-scope item
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "scope": self.scope,
+            "probe": self.probe,
+            "tracks": [asdict(t) for t in self.tracks],
+        }
+
+
+@dataclass(frozen=True)
 class RunContext:
     """What a stage without a mouse context needs (ephys): the config and its thread budget."""
 
@@ -201,6 +241,11 @@ def probe_work_name(recording_id: str, collection: str) -> str:
 def channel_regions_work_name(recording_id: str, collection: str) -> str:
     """The report name of a probe folder's channel regions work."""
     return f"channel regions {recording_id}/{collection}"
+
+
+def qc_work_name(scope: str, probe: str = "") -> str:
+    """``qc mouse``, ``qc tracks``, ``qc probe <recording>/<collection>``."""
+    return f"qc probe {probe}" if scope == "probe" else f"qc {scope}"
 
 
 def track_work_name(row: ManifestRow, suffix: str) -> str:

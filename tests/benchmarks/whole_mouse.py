@@ -3,7 +3,7 @@
     .venv/bin/python tests/benchmarks/whole_mouse.py [--root DIR] [--repeats K] [--n-jobs N]
                                                      [--executor dask] [--baselines]
                                                      [--keep-results DIR]
-                                                     [--check-labels]
+                                                     [--check-labels] [--no-qc]
 
 Real size: the real-scale synthetic mouse (registration level 640x462x247 at 28.8/28.8/32 um,
 CCF 25 um 528x320x456, ``SyntheticSpec.real_scale()``) with 25 um displacement fields on the
@@ -50,7 +50,9 @@ STEP = re.compile(r"step (?P<name>.+?): (?P<what>started|done in (?P<s>[\d.]+) s
 ITEM = re.compile(r"item (?P<name>.+): (?P<status>ok|failed|skipped) \((?P<s>[\d.]+) s\)")
 
 
-def run_once(root: Path, n_jobs: str, keep: Path | None, executor: str | None = None) -> dict:
+def run_once(
+    root: Path, n_jobs: str, keep: Path | None, executor: str | None = None, no_qc: bool = False
+) -> dict:
     """One whole run: wall, peak tree RSS, and per step (wall, peak RSS)."""
     work = Path(tempfile.mkdtemp(prefix="alignprep-whole-bench-", dir=root))
     env = {**os.environ, "ALIGNPREP_PYTHON": sys.executable}
@@ -66,6 +68,7 @@ def run_once(root: Path, n_jobs: str, keep: Path | None, executor: str | None = 
         "--n-jobs",
         n_jobs,
         *(["--executor", executor] if executor else []),
+        *(["--no-qc"] if no_qc else []),
     ]
     lines: list[tuple[float, str]] = []
     t0 = time.perf_counter()
@@ -225,6 +228,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--n-jobs", default="-1")
     parser.add_argument("--executor", help="passed to code/run (e.g. dask: a LocalCluster)")
+    parser.add_argument("--no-qc", action="store_true", help="passed to code/run: no QC figures")
     parser.add_argument("--baselines", action="store_true")
     parser.add_argument("--keep-results", type=Path)
     parser.add_argument("--json", type=Path, help="also write every number here")
@@ -251,7 +255,7 @@ def main() -> None:
     runs = []
     for k in range(args.repeats):
         keep = args.keep_results if k == args.repeats - 1 else None
-        runs.append(run_once(args.root, args.n_jobs, keep, args.executor))
+        runs.append(run_once(args.root, args.n_jobs, keep, args.executor, args.no_qc))
         r = runs[-1]
         print(
             f"run {k + 1}: wall {r['wall_s']:.1f} s, peak tree RSS {r['peak_gb']:.2f} GB, "
@@ -309,6 +313,12 @@ def _report(runs: list[dict]) -> None:
     walls = sorted(r["wall_s"] for r in runs)
     peak = max(r["peak_gb"] for r in runs)
     med = walls[len(walls) // 2]
+    qc = sorted(sum(v for k, v in r["items"].items() if k.startswith("qc ")) for r in runs)
+    if qc[-1] > 0:
+        print(
+            f"QC figure items, their own seconds summed: median {qc[len(qc) // 2]:.1f} s = "
+            f"{100 * qc[len(qc) // 2] / med:.1f}% of the whole run's median wall"
+        )
     print(f"{'whole run (wall)':<58} {walls[0]:8.1f} {med:9.1f} {peak:8.2f}")
     print(
         f"reference implementation 0.8.2: {REFERENCE_S:.0f} s, {REFERENCE_GB:.1f} GB -> speed-up "

@@ -17,6 +17,7 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
@@ -39,7 +40,8 @@ from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
 SCHEMAS = Path(alignprep.__file__).parent / "schemas"  # read from disk, not through the loader
-SCHEMA_FILE = SCHEMAS / "datapackage-4.2.0.schema.json"
+SCHEMA_FILE = SCHEMAS / "datapackage-4.3.0.schema.json"
+PREVIOUS_SCHEMA_FILE = SCHEMAS / "datapackage-4.2.0.schema.json"
 OLD_SCHEMA_FILE = SCHEMAS / "datapackage-4.1.0.schema.json"
 REG_CHANNEL, OTHER_CHANNEL = "Ex_639_Em_667", "Ex_488_Em_525"
 SHANK_PITCH_UM = 250.0
@@ -171,19 +173,40 @@ def _on_disk(tree: Tree) -> dict:
 def test_written_package_validates_against_the_shipped_schema(tree, written):
     schema = json.loads(SCHEMA_FILE.read_text())
     Draft202012Validator.check_schema(schema)
-    assert "4.2.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
+    assert "4.3.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
     doc = _on_disk(tree)
     assert doc == written.document
     assert sorted(Draft202012Validator(schema).iter_errors(doc), key=str) == []
-    assert doc["schema_version"] == "4.2.0" and doc["mouse_id"] == MOUSE
+    assert doc["schema_version"] == "4.3.0" and doc["mouse_id"] == MOUSE
     assert doc["platform"] == "local"  # data_root is a tmp folder, not /data
 
 
-def test_the_4_2_layout_is_4_1_plus_channel_regions_only(tree, written, tmp_path):
-    """Backward compatible: without channel_regions the document is a valid 4.1.0 one, and a
-    4.1.0 document still loads."""
+def test_the_4_3_layout_is_4_2_plus_qc_only(tree, written, tmp_path):
+    """Backward compatible: without qc the document is a valid 4.2.0 one, a 4.2.0 document
+    still loads, and the schemas differ by the optional qc entry only."""
     doc = _on_disk(tree)
-    old = json.loads(json.dumps(doc))
+    assert "qc" in doc  # null when no QC was drawn
+    previous = {k: v for k, v in json.loads(json.dumps(doc)).items() if k != "qc"}
+    previous["schema_version"] = "4.2.0"
+    previous_schema = json.loads(PREVIOUS_SCHEMA_FILE.read_text())
+    assert sorted(Draft202012Validator(previous_schema).iter_errors(previous), key=str) == []
+    new_schema = json.loads(SCHEMA_FILE.read_text())
+    assert "qc" not in new_schema["required"]
+    for key in ("$schema", "required", "additionalProperties", "$defs"):
+        assert new_schema[key] == previous_schema[key]
+    props = {k: v for k, v in new_schema["properties"].items() if k != "qc"}
+    props["schema_version"] = previous_schema["properties"]["schema_version"]
+    assert props == previous_schema["properties"]
+    path = tmp_path / "datapackage.json"
+    path.write_text(json.dumps(previous))
+    assert load_datapackage(path, tree.data).document["schema_version"] == "4.2.0"
+
+
+def test_the_4_2_layout_is_4_1_plus_channel_regions_only(tree, written, tmp_path):
+    """Backward compatible: without channel_regions (and qc) the document is a valid 4.1.0 one,
+    and a 4.1.0 document still loads."""
+    doc = _on_disk(tree)
+    old = {k: v for k, v in json.loads(json.dumps(doc)).items() if k != "qc"}
     old["schema_version"] = "4.1.0"
     for collections in old["probes"].values():
         for probe in collections.values():
@@ -191,7 +214,7 @@ def test_the_4_2_layout_is_4_1_plus_channel_regions_only(tree, written, tmp_path
             del probe["channel_regions"]
     old_schema = json.loads(OLD_SCHEMA_FILE.read_text())
     assert sorted(Draft202012Validator(old_schema).iter_errors(old), key=str) == []
-    new_schema = json.loads(SCHEMA_FILE.read_text())
+    new_schema = json.loads(PREVIOUS_SCHEMA_FILE.read_text())
     for key in ("$schema", "required", "additionalProperties"):
         assert new_schema[key] == old_schema[key]
     new_probe = {**new_schema["$defs"]["probe"]}
@@ -510,7 +533,7 @@ def test_malformed_packages_are_rejected(tree, written, tmp_path, mutate):
     assert schema_errors(doc)
     path = tmp_path / "datapackage.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(InputError, match=re.escape("datapackage-4.2.0")) as err:
+    with pytest.raises(InputError, match=re.escape("datapackage-4.3.0")) as err:
         load_datapackage(path)
     assert str(path) in str(err.value)
     if mutate.__name__ != "unknown_asset":  # cross-field: only the loader sees it
@@ -572,6 +595,7 @@ def test_processing_json_validates_and_names_real_versions(tree, written):
         "nibabel": nibabel.__version__,
         "pynrrd": nrrd.__version__,
         "zarr": zarr.__version__,
+        "matplotlib": matplotlib.__version__,
     }
     git = subprocess.run(
         ["git", "-C", str(Path(alignprep.__file__).parent), "rev-parse", "HEAD"],

@@ -3,9 +3,10 @@
 A Code Ocean pipeline fans the plan out (one capsule per mouse's histology, per probe's ephys,
 per mouse's tracks) and then collects: every output file and every re-run state entry of the
 slices is merged into ``results_root`` (two slices that wrote the same path must have written
-the same bytes), then the mouse is validated and packaged exactly as a one-capsule run would
-package it, from the merged state: the products and ``datapackage.json`` are byte-identical to
-a one-capsule run; only the run records (reports, provenance times, logs) differ.
+the same bytes), then the mouse is validated, its QC figures are drawn from the merged outputs
+(when no slice drew them), and it is packaged exactly as a one-capsule run would package it,
+from the merged state: the products and ``datapackage.json`` are byte-identical to a one-capsule
+run; only the run records (reports, provenance times, logs, the QC page and metadata) differ.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..logs import get_logger, step
-from ..work import StageResult, Status
+from ..work import QcWork, StageResult, Status
 from .plan import build_plan, resolve_tracks
-from .report import ProcessResult, failed_result
+from .report import ProcessResult, failed_result, record
 from .state import RunState
+from .tasks import Envelope, run_envelope
 
 log = get_logger("orchestration.collect")
 
@@ -34,6 +36,8 @@ RUN_RECORDS = {
     outputs.RESULTS_README_NAME,  # lists what a folder holds: written again after merging
     "processing.json",
     "datapackage.json",
+    outputs.QC_PAGE_NAME,  # the QC page and metadata: written again from the merged results
+    outputs.QUALITY_CONTROL_NAME,
     "manifest.csv",
 }
 
@@ -82,10 +86,17 @@ def merge_state(items: dict, mouse: Path) -> None:
     outputs.write_bytes_atomic(state.path, outputs.json_bytes(state.items))
 
 
+def _attempt(env: Envelope) -> object:
+    try:
+        return run_envelope(env)
+    except Exception as exc:  # recorded as the item's failure, as an executor would
+        return exc
+
+
 def collect(config: PipelineConfig, t0_s: float) -> ProcessResult:
     """Merge ``config.collect`` into ``results_root``, then package as one run."""
     from ..stages.validate import validate, write_report
-    from .run import finish, log_parameters, write_manifests
+    from .run import finish, log_parameters, outcome_result, write_manifests
 
     log_parameters(config)
     result = ProcessResult()
@@ -103,8 +114,15 @@ def collect(config: PipelineConfig, t0_s: float) -> ProcessResult:
     for mouse in plan.mice:
         resolve_tracks(config, mouse)
         state = RunState(outputs.mouse_dir(config.results_root, mouse.mouse_id))
+        mouse_dir = outputs.mouse_dir(config.results_root, mouse.mouse_id)
         for work in mouse.items:
             entry = state.items.get(work.name)
+            if entry is None and isinstance(work, QcWork):  # drawn here, from the merged outputs
+                env = Envelope(config, mouse.report.context, work, mouse.errors.get(work.name, ""))
+                item = outcome_result(config, env, _attempt(env))
+                record(state, item, mouse_dir)
+                result.items.append(item)
+                continue
             if entry is None:
                 result.items.append(
                     failed_result(work.name, mouse.mouse_id, work.kind, "in no collected folder")

@@ -1,6 +1,6 @@
 """The plan: every mouse's typed work items, built once from what validation found.
 
-Items come in three levels (``phase``), the order of what each reads; the schedule
+Items come in four levels (``phase``), the order of what each reads; the schedule
 (:mod:`.schedule`) starts each item as soon as the items it reads have finished. Phase 0 holds
 each mouse's histology parts (channels, atlas) and each probe folder's ephys;
 phase 1 each channel's CCF-space QC volume (from the image-space volume of phase 0) and the
@@ -8,7 +8,8 @@ tracks (with the picks validation computed), whose
 ``_shank{N}`` suffixes come from the probe folders' channel tables written in phase 0
 (:func:`resolve_tracks`); phase 2 each probe folder's channel regions, from its tracks' picks
 and its channel table (planned when ephys runs: without a channel table there is nothing to
-place). Items that validation refused are planned with their reason: they fail
+place); phase 3 the mouse's QC figures, from whatever the other items wrote (``--no-qc``
+leaves them out). Items that validation refused are planned with their reason: they fail
 without running, and the run report says why. ``only`` selects a slice of the plan (a Code
 Ocean pipeline runs one slice per capsule, then ``--collect`` merges them).
 """
@@ -26,11 +27,15 @@ from ..work import (
     ComputedTrack,
     HistologyCcfWork,
     HistologyWork,
+    QcTrack,
+    QcWork,
     TrackWork,
     Work,
     channel_regions_work_name,
     histology_ccf_work_name,
     histology_work_name,
+    probe_work_name,
+    qc_work_name,
     track_work_name,
 )
 
@@ -122,6 +127,8 @@ def plan_mouse(
             mp.errors[work.name] = row_errors[work.row.line]
     if not config.skip_ephys:
         mp.items += channel_regions_items(mouse.manifest)
+    if not config.no_qc:
+        mp.items += qc_items(config, mid, mp.items)
     mp.items = [w for w in mp.items if selected(w, config.only)]
     return mp
 
@@ -169,6 +176,43 @@ def track_items(
     ]
 
 
+def qc_items(config: PipelineConfig, mouse_id: str, items: list[Work]) -> list[Work]:
+    """The QC figures of a mouse: one item for the mouse, one for its tracks, one per probe
+    folder (see :class:`~alignprep.work.QcWork`), knowing each track by its output stem."""
+    tracks = [w for w in items if isinstance(w, TrackWork) and w.row is not None]
+    qc_tracks = {
+        w.name: QcTrack(
+            f"{w.row.histology_track_id}{w.suffix}",
+            w.row.recording_id,
+            w.row.ephys_collection,
+            w.suffix,
+        )
+        for w in tracks
+        if w.row is not None and w.problem is None
+    }
+    others = tuple(w.name for w in items if not isinstance(w, QcWork))
+    every = tuple(qc_tracks.values())
+    out: list[Work] = [QcWork(mouse_id, qc_work_name("mouse"), tracks=every, after=others)]
+    if every:
+        after = (histology_work_name("channels"), *qc_tracks)
+        out.append(QcWork(mouse_id, qc_work_name("tracks"), "tracks", every, after))
+    if config.skip_ephys:
+        return out
+    folders: dict[str, list[QcTrack]] = {}
+    for t in qc_tracks.values():
+        folders.setdefault(f"{t.recording_id}/{t.collection}", []).append(t)
+    for probe, members in folders.items():
+        rec, coll = members[0].recording_id, members[0].collection
+        after = (probe_work_name(rec, coll), channel_regions_work_name(rec, coll))
+        out.append(
+            QcWork(
+                mouse_id, qc_work_name("probe", probe), scope="probe", tracks=tuple(members),
+                after=after, probe=probe,
+            )
+        )  # fmt: skip
+    return out
+
+
 def channel_regions_items(manifest: Manifest) -> list[Work]:
     """One item per probe folder, with every valid manifest row of that folder."""
     folders: dict[tuple[str, str], list] = {}
@@ -193,25 +237,27 @@ def resolve_tracks(config: PipelineConfig, mouse: MousePlan) -> None:
         for w in mouse.tracks()
         if w.row is not None and w.name in mouse.errors
     }
-    fresh = [
-        w
-        for w in track_items(config, mouse.manifest, mouse.report.tracks)
-        if selected(w, config.only)
-    ]
+    planned = track_items(config, mouse.manifest, mouse.report.tracks)
+    fresh = [w for w in planned if selected(w, config.only)]
     for work in fresh:
         assert isinstance(work, TrackWork) and work.row is not None
         if work.row.line in errors_by_line:
             mouse.errors[work.name] = errors_by_line[work.row.line]
     mouse.items = [w for w in mouse.items if not isinstance(w, TrackWork)] + fresh
+    if any(isinstance(w, QcWork) for w in mouse.items):  # named by the resolved suffixes
+        kept = [w for w in mouse.items if not isinstance(w, QcWork)]
+        others = [w for w in kept if not isinstance(w, TrackWork)] + planned  # selected or not
+        qc = [w for w in qc_items(config, mouse.mouse_id, others) if selected(w, config.only)]
+        mouse.items = kept + qc
 
 
 def selected(work: Work, only: tuple[str, ...]) -> bool:
     """Whether ``work`` belongs to the slice ``only`` (empty: everything).
 
-    Selectors: ``histology``, ``ephys``, ``tracks``, ``channel_regions``, each optionally with
-    ``:<recording>/<probe>``, ``probe:<recording>/<probe>`` (its ephys, tracks and regions),
-    ``mouse:<id>``; an item is selected when one of the selectors of its kind (or of its mouse)
-    matches and no ``mouse:`` selector excludes it.
+    Selectors: ``histology``, ``ephys``, ``tracks``, ``channel_regions`` (the last three
+    optionally with ``:<recording>/<probe>``), ``qc``, ``probe:<recording>/<probe>`` (its ephys,
+    tracks and regions), ``mouse:<id>``; an item is selected when one of the selectors of its
+    kind (or of its mouse) matches and no ``mouse:`` selector excludes it.
     """
     if not only:
         return True

@@ -3,7 +3,7 @@ the stage results themselves (nothing is re-planned or fabricated), and a summar
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +12,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import ExitCode, InputError
 from ..logs import get_logger
-from ..work import ChannelRegionsWork, StageResult, Status
+from ..work import ChannelRegionsWork, QcWork, StageResult, Status
 from .state import RunState
 
 if TYPE_CHECKING:
@@ -104,8 +104,9 @@ def package_mouse(
     ]
     mouse = outputs.mouse_dir(config.results_root, plan.mouse_id)
     start = _now()
+    qc_files = qc_documents(config, plan, results, state)
     try:
-        package = write_datapackage(ctx, tracks, histology, ephys_dirs, regions)
+        package = write_datapackage(ctx, tracks, histology, ephys_dirs, regions, qc_files)
         span = (start, _now())
         if state.unchanged("datapackage", "", config.data_root, mouse):
             span = state.span("datapackage")  # same bytes as the run that wrote it
@@ -131,6 +132,38 @@ def package_mouse(
         )
     write_processing(config, plan.mouse_id, stage_runs([*results, item], config.data_root))
     return [item]
+
+
+def qc_documents(
+    config: PipelineConfig, plan: MousePlan, results: list[StageResult], state: RunState
+) -> list[Path]:
+    """The QC page and metadata when the mouse's QC figures exist (this run's or an earlier
+    unchanged run's); their statuses are dated by the latest start of the items that drew them."""
+    from ..stages.qc_documents import write_qc_documents
+
+    done = {r.name: r for r in results if r.status in (Status.OK, Status.SKIPPED)}
+    items = [w for w in plan.items if isinstance(w, QcWork) and w.name in done]
+    if not items:
+        return []
+    starts = [state.span(w.name)[0] for w in items]
+    started = max((s for s in starts if s), default="") or _now()  # the latest drawing
+    order = {w.name: n for n, w in enumerate(plan.items)}  # the plan's, not the finishing order
+    ordered = sorted(results, key=lambda r: (order.get(r.name, -1), r.name))
+    shown = [_as_made(r, state) for r in ordered]
+    return write_qc_documents(config, items, shown, datetime.fromisoformat(started))
+
+
+def _as_made(item: StageResult, state: RunState) -> StageResult:
+    """An item as the run that made its outputs saw it: an unchanged one is shown ok, and every
+    time is the span recorded with the outputs, so a re-run that changed nothing writes the
+    same page."""
+    start, end = item.span if all(item.span) else state.span(item.name)
+    seconds = item.seconds
+    if start and end:
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    if item.status != Status.SKIPPED:
+        return replace(item, seconds=seconds)
+    return replace(item, status=Status.OK, reason="", seconds=seconds)
 
 
 def stage_runs(items: list[StageResult], data_root: Path) -> list:

@@ -4,7 +4,8 @@ Order: the roots are checked before anything is written; the results root is loc
 log file opens; validation (the stages' own checks) builds what the plan needs; phase 0 runs
 every mouse's histology and every probe folder's ephys, phase 1 the tracks (their suffixes
 from the channel tables phase 0 wrote), phase 2 each probe folder's channel regions (from its
-picks and channel table; failed with the reason when its ephys failed). One executor (serial,
+picks and channel table; failed with the reason when its ephys failed), phase 3 the QC
+figures (each as soon as what it draws exists). One executor (serial,
 process pool, asyncio or Dask) serves the whole run. Each mouse gets its own datapackage,
 provenance and run report; a mouse that fails never stops the others.
 """
@@ -22,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
-from ..work import StageResult, Status
+from ..work import QcWork, StageResult, Status
 from .executors import Executor, Mode, open_executor, start_executor
 from .lock import results_lock
 from .plan import Plan, build_plan
@@ -30,6 +31,7 @@ from .report import (
     ProcessResult,
     failed_result,
     package_mouse,
+    qc_documents,
     record,
     summarize,
     write_run_report,
@@ -203,7 +205,7 @@ def execute(
         with step(f"run the plan: {names} ({mode})"):
 
             def done(env: Envelope, outcome: object) -> StageResult:
-                item = _outcome(config, env, outcome)
+                item = outcome_result(config, env, outcome)
                 mouse_dir = outputs.mouse_dir(config.results_root, env.work.mouse_id)
                 record(states[env.work.mouse_id], item, mouse_dir)
                 result.items.append(item)
@@ -213,7 +215,7 @@ def execute(
             Schedule(config, plan, executor).run(done)
 
 
-def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:
+def outcome_result(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:
     """The stage result, or a failed one when the worker raised or died (its files removed)."""
     if isinstance(outcome, StageResult):
         return outcome
@@ -224,7 +226,8 @@ def _outcome(config: PipelineConfig, env: Envelope, outcome: object) -> StageRes
 
 
 def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: float) -> None:
-    """Per mouse: datapackage and provenance (not for a slice), run report and summary."""
+    """Per mouse: datapackage and provenance (not for a slice; a slice with QC items writes
+    the QC page), run report and summary."""
     if config.skip_ephys:
         result.notes.append("ephys skipped (skip_ephys)")
     mice = [m.mouse_id for m in plan.mice] + [k for k in plan.stopped if not k.endswith(".csv")]
@@ -234,6 +237,8 @@ def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: floa
             with step(f"datapackage and provenance of {mouse.mouse_id}"):
                 items = result.for_mouse(mouse.mouse_id)
                 result.items += package_mouse(config, mouse, items, state)
+        elif any(isinstance(w, QcWork) for w in mouse.items):  # a QC slice: its page, no package
+            qc_documents(config, mouse, result.for_mouse(mouse.mouse_id), state)
     for note in result.notes:
         log.warning("%s", note)
     mode = executor_mode(config)

@@ -5,7 +5,8 @@ image-space channels (:attr:`~alignprep.work.Work.needs`); the tracks of a mouse
 ephys item of that mouse (their ``_shank{N}`` suffixes come from the channel tables, so the
 tracks are re-planned then, :func:`~alignprep.orchestration.plan.resolve_tracks`); a probe
 folder's channel regions for its ephys and the mouse's tracks. When something it needs failed,
-it fails without running, saying which. The phases of the plan are the same order drawn as
+it fails without running, saying which; a QC item draws what exists instead (a failed item
+leaves a gap, never a failed QC). The phases of the plan are the same order drawn as
 levels; this runs it as the graph it is, so a worker never idles while a long item of an
 earlier level runs on the other (on the demo: a channel's CCF QC starts while the atlas part
 is still warping).
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 from ..config import PipelineConfig
 from ..logs import get_logger
-from ..work import ChannelRegionsWork, EphysWork, StageResult, Status, TrackWork, Work
+from ..work import ChannelRegionsWork, EphysWork, QcWork, StageResult, Status, TrackWork, Work
 from .executors import Executor
 from .plan import MousePlan, Plan, resolve_tracks
 from .tasks import Envelope, run_envelope
@@ -70,6 +71,9 @@ class Schedule:
     def _ready(self, mouse: MousePlan, work: Work) -> bool:
         if isinstance(work, TrackWork):
             return self.resolved[mouse.mouse_id]
+        if isinstance(work, QcWork):  # draws what they wrote, failed ones included
+            after = [n for n in work.after if self._planned(mouse, n)]
+            return self.resolved[mouse.mouse_id] and self._all_finished(mouse, after)
         waits = list(work.needs)
         if isinstance(work, ChannelRegionsWork):  # its picks: the mouse's tracks, once planned
             if not self.resolved[mouse.mouse_id]:

@@ -43,13 +43,14 @@ class Envelope:
 
 def stage_modules() -> dict[str, Any]:
     """Stage kind -> its module: ``run(ctx, work) -> StageResult`` and ``discard(config, work)``."""
-    from ..stages import channel_regions, ephys, histology, probes
+    from ..stages import channel_regions, ephys, histology, probes, qc
 
     return {
         "histology": histology,
         "ephys": ephys,
         "tracks": probes,
         "channel_regions": channel_regions,
+        "qc": qc,
     }
 
 
@@ -65,6 +66,10 @@ WARM_IMPORTS = (
     "pandas",
     "scipy.ndimage",
     "zarr",
+    "alignprep.qc.registration",  # matplotlib (Agg), for the QC figures
+    "alignprep.qc.track_slab",
+    "alignprep.qc.atlas_view",
+    "alignprep.qc.probe_summary",
 )
 
 
@@ -159,5 +164,10 @@ def stage_params(config: PipelineConfig, work: Work, state: RunState) -> dict[st
         from ..stages.channel_regions import upstream_files as regions_upstream
 
         files = regions_upstream(config, work)  # type: ignore[arg-type]
+        return {"upstream": {str(f.relative_to(mouse)): state.digests.file(f) for f in files}}
+    if work.kind == "qc":
+        from ..stages.qc import upstream_files as qc_upstream
+
+        files = qc_upstream(config, work)  # type: ignore[arg-type]
         return {"upstream": {str(f.relative_to(mouse)): state.digests.file(f) for f in files}}
     return {}

@@ -19,8 +19,8 @@ from urllib.parse import unquote, urlparse
 from ..errors import AlignprepError, InputError
 from ..outputs import DATAPACKAGE_NAME
 
-SCHEMA_VERSION = "4.2.0"  # 4.1.0 + per probe an optional channel_regions entry
-READABLE_VERSIONS = ("4.1.0", SCHEMA_VERSION)  # what load_datapackage accepts
+SCHEMA_VERSION = "4.3.0"  # 4.2.0 (4.1.0 + per probe channel_regions) + an optional qc entry
+READABLE_VERSIONS = ("4.1.0", "4.2.0", SCHEMA_VERSION)  # what load_datapackage accepts
 CODE_OCEAN_DATA = Path("/data")
 
 

@@ -1,9 +1,10 @@
 """``datapackage.json``: the per-mouse index of what the GUIs read (outputs.md §7).
 
-The document follows the 4.2.0 layout (4.1.0 with, per probe, an optional ``channel_regions``
-entry) and is checked against the JSON Schema shipped in ``alignprep/schemas/``. Every file
-reference is ``{"asset": key | null, "path": relative}``: a null asset is relative to the mouse
-folder (where ``datapackage.json`` lives); otherwise ``key`` names an ``external_assets`` entry
+The document follows the 4.3.0 layout (4.1.0 with, per probe, an optional ``channel_regions``
+entry, and an optional ``qc`` entry: the QC page, ``quality_control.json`` and the figures) and
+is checked against the JSON Schema shipped in ``alignprep/schemas/``. Every file reference is
+``{"asset": key | null, "path": relative}``: a null asset is relative to the mouse folder (where
+``datapackage.json`` lives); otherwise ``key`` names an ``external_assets`` entry
 and ``path`` is inside that asset's folder under ``data_root``.
 Nothing is written unless every referenced file exists and the document validates. Track success
 is keyed by (track, shank), i.e. by manifest row, so a failed shank never drops a good one. The
@@ -152,6 +153,7 @@ def _build(
     tracks: Sequence[TrackResult],
     ephys_dirs: Mapping[tuple[str, str], Path | None] | None,
     regions: Collection[tuple[str, str]] = (),
+    qc_files: Sequence[Path] = (),
 ) -> tuple[dict[str, Any], _Refs, dict[str, _Asset], PackageResult]:
     """The document (checksums not yet filled), its references and the groups left out."""
     cfg, mouse = ctx.config, ctx.mouse_id
@@ -196,8 +198,22 @@ def _build(
         "transforms": transforms,
         "histology": {"image_space": image_space, "ccf_space": ccf_space},
         "probes": probes,
+        "qc": _qc(root, mouse, qc_files, refs),
     }
     return document, refs, assets, result
+
+
+def _qc(root: Path, mouse: str, qc_files: Sequence[Path], refs: _Refs) -> dict[str, Any] | None:
+    """The QC entry: the page, the metadata and every figure the page shows."""
+    if not qc_files:
+        return None
+    qc = outputs.qc_dir(root, mouse)
+    figures = sorted(p for p in qc.glob("*.png") if p.is_file())
+    return {
+        "page": refs.local(qc / outputs.QC_PAGE_NAME),
+        "quality_control": refs.local(qc.parent / outputs.QUALITY_CONTROL_NAME),
+        "figures": [refs.local(p) for p in figures],
+    }
 
 
 def _groups(tracks: Sequence[TrackResult]) -> dict[tuple[str, str], list[TrackResult]]:
@@ -302,6 +318,7 @@ def write_datapackage(
     histology: HistologyResult,
     ephys_dirs: Mapping[tuple[str, str], Path | None] | None = None,
     regions: Collection[tuple[str, str]] = (),
+    qc_files: Sequence[Path] = (),
 ) -> PackageResult:
     """Write ``<mouse>/datapackage.json`` for what ran; nothing at all on any error.
 
@@ -322,6 +339,9 @@ def write_datapackage(
     regions
         The ``(recording_id, ephys_collection)`` whose channel regions succeeded: their
         ``channel_regions`` entry lists the files; every other probe's is null.
+    qc_files
+        The QC page and ``quality_control.json`` when they were written: the ``qc`` entry lists
+        them with the figures (null otherwise).
 
     Raises
     ------
@@ -333,7 +353,7 @@ def write_datapackage(
         raise PackageError(
             f"datapackage.json not written: histology {histology.status} ({histology.reason})"
         )
-    document, refs, assets, result = _build(ctx, tracks, ephys_dirs, regions)
+    document, refs, assets, result = _build(ctx, tracks, ephys_dirs, regions, qc_files)
     missing = sorted(set(refs.missing()))
     if missing:
         raise PackageError(

@@ -43,6 +43,7 @@ KEY_PACKAGES = (
     "nibabel",
     "pynrrd",
     "zarr",
+    "matplotlib",
 )
 NOT_INSTALLED = "not installed"
 _HEX = re.compile(r"^[0-9a-fA-F]{7,60}$")
@@ -91,11 +92,20 @@ STAGES: dict[str, _StageKind] = {
         "iblatlas",
         None,
     ),
+    "qc": _StageKind(
+        "Ephys visualization",
+        "alignprep QC figures",
+        "Pictures to check before aligning, drawn from the run's own outputs: registration "
+        "overlay, each track on its histology slab, the tracks in the CCF, each probe's "
+        "summary; qc/index.html and quality_control.json (aind-data-schema, pending review).",
+        "matplotlib",
+        "qc",
+    ),
     "packaging": _StageKind(
         "Other",
         "alignprep packaging",
-        "datapackage.json index (schema 4.2.0) of the histology, transforms, probes and their "
-        "channel regions.",
+        "datapackage.json index (schema 4.3.0) of the histology, transforms, probes, their "
+        "channel regions and the QC pictures.",
         "jsonschema",
         "datapackage.json",
     ),

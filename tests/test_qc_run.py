@@ -1,0 +1,91 @@
+"""The QC figures in a whole run: what is drawn, listed and validated; failures; ``--no-qc``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from aind_data_schema.core.quality_control import QualityControl
+
+from alignprep import outputs
+from alignprep.stages.datapackage import schema_errors
+
+from .test_pipeline import MOUSE, RECORDING, _report, _run, dataset  # noqa: F401
+
+
+@pytest.fixture(scope="module")
+def finished(dataset, tmp_path_factory):  # noqa: F811
+    results = tmp_path_factory.mktemp("qc") / "out"
+    proc = _run(dataset.data_root, results, "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return results
+
+
+def test_every_figure_is_listed_on_the_page_in_the_metadata_and_the_datapackage(finished):
+    mouse = outputs.mouse_dir(finished, MOUSE)
+    qc = outputs.qc_dir(finished, MOUSE)
+    pngs = sorted(p.name for p in qc.glob("*.png"))
+    tracks = sorted(p.stem for p in (mouse / "track_data" / "spim").glob("*.fcsv"))
+    assert len(tracks) == 5
+    want = {"registration_centre.png", "tracks_ccf.png"}
+    want |= {f"registration_{t}.png" for t in tracks} | {f"track_{t}.png" for t in tracks}
+    assert want <= set(pngs)
+    probes = [p for p in pngs if p.startswith("probe_")]
+    assert len(probes) == 1 + 4  # ProbeA, and ProbeB's four GUI shanks
+    page = (qc / "index.html").read_text()
+    assert all(page.count(f'src="{name}"') == 1 for name in pngs)
+    document = json.loads((mouse / "quality_control.json").read_text())
+    QualityControl.model_validate(document)
+    refs = {m["reference"] for m in document["metrics"] if m.get("reference")}
+    assert refs == {f"qc/{name}" for name in pngs}
+    assert {m["status_history"][-1]["status"] for m in document["metrics"]} == {"Pending"}
+    numbers = {m["name"]: m["value"] for m in document["metrics"] if m.get("reference") is None}
+    assert numbers["tracks inside the brain"] == 5
+    assert numbers[f"units {RECORDING}/ProbeA"] > 0
+    picks = json.loads((mouse / RECORDING / "ProbeA" / "xyz_picks.json").read_text())
+    track_a = next(t for t in tracks if t.startswith("ProbeA"))
+    assert numbers[f"picks {track_a}"] == len(picks["xyz_picks"])
+    package = json.loads((mouse / "datapackage.json").read_text())
+    assert schema_errors(package) == []
+    assert package["qc"]["page"]["path"] == "qc/index.html"
+    assert sorted(r["path"] for r in package["qc"]["figures"]) == [f"qc/{n}" for n in pngs]
+    statuses = {i["name"]: i["status"] for i in _report(finished)["items"]}
+    assert {n for n in statuses if n.startswith("qc ")} == {
+        "qc mouse",
+        "qc tracks",
+        f"qc probe {RECORDING}/ProbeA",
+        f"qc probe {RECORDING}/ProbeB",
+    }
+
+
+def test_a_failed_track_leaves_a_gap_and_a_note_never_a_failed_qc(dataset, tmp_path):  # noqa: F811
+    data = tmp_path / "data"
+    shutil.copytree(dataset.data_root, data)
+    annotation = data / "probe_annotations" / "ProbeA_annotations.json"
+    annotation.write_text("{ not json")
+    results = tmp_path / "out"
+    proc = _run(data, results, "--allow-partial", "--skip-ephys", "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    items = {i["name"]: i for i in _report(results)["items"]}
+    failed = [n for n, i in items.items() if i["status"] == "failed"]
+    assert failed and all(n.startswith("track ") and "ProbeA" in n for n in failed), failed
+    assert items["qc mouse"]["status"] == items["qc tracks"]["status"] == "ok"
+    qc = outputs.qc_dir(results, MOUSE)
+    assert not list(qc.glob("*ProbeA*.png"))
+    assert len(list(qc.glob("track_*.png"))) == 4
+    page = (qc / "index.html").read_text()
+    assert "ProbeA" in page and "failed" in page.lower()
+    index = json.loads((qc / "figures-qc_tracks.json").read_text())
+    assert any("ProbeA" in note for note in index["notes"])
+
+
+def test_no_qc_draws_nothing_and_the_datapackage_says_so(dataset, tmp_path):  # noqa: F811
+    results = tmp_path / "out"
+    proc = _run(dataset.data_root, results, "--no-qc", "--skip-ephys", "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    mouse = outputs.mouse_dir(results, MOUSE)
+    assert not (mouse / outputs.QC_DIR).exists()
+    assert not (mouse / outputs.QUALITY_CONTROL_NAME).exists()
+    assert json.loads((mouse / "datapackage.json").read_text())["qc"] is None
+    assert not [i for i in _report(results)["items"] if i["name"].startswith("qc ")]
