@@ -51,14 +51,15 @@ def _pixels_to_section_index(ax, rows_px, cols_px, height_px, spacing_mm):
     )
 
 
-@pytest.fixture(scope="module")
-def drawn(tmp_path_factory):
+@pytest.fixture(scope="module", params=[None, 0.6], ids=["whole", "cropped"])
+def drawn(tmp_path_factory, request):
+    """The overlay through the brain centre, whole or cropped to 0.6 mm around it."""
     tmp = tmp_path_factory.mktemp("overlay")
     volume, labels = _volumes(tmp)
     centre = brain_centre(labels)
-    fig = draw_overlay(volume, labels, centre, "test")
+    fig = draw_overlay(volume, labels, centre, "test", half_width_mm=request.param)
     data = png_bytes(fig)
-    return volume, labels, centre, fig, data
+    return volume, labels, centre, fig, data, request.param
 
 
 def _label_slice(labels, name, centre):
@@ -71,7 +72,7 @@ def _label_slice(labels, name, centre):
 
 @pytest.mark.parametrize("name", [s[0] for s in SECTIONS])
 def test_boundaries_lie_on_label_edges_of_the_volume_on_disk(drawn, name):
-    _, labels, centre, fig, data = drawn
+    _, labels, centre, fig, data, _ = drawn
     rgba = mpimg.imread(io.BytesIO(data))
     ax = next(a for a in fig.axes if a.get_label() == name)
     bbox = ax.get_window_extent()
@@ -85,6 +86,9 @@ def test_boundaries_lie_on_label_edges_of_the_volume_on_disk(drawn, name):
     )
     r, c = _pixels_to_section_index(ax, rows[inside], cols[inside], height, SPACING_MM)
     sl = _label_slice(labels, name, centre)
+    # every voxel of the section is drawn on at least one pixel (a boundary cannot vanish)
+    x0, x1 = sorted(ax.get_xlim())
+    assert bbox.width >= (x1 - x0) / SPACING_MM - 1
     # independent truth: voxels with a 4-neighbour of another label, grown by one voxel
     edges = np.zeros(sl.shape, bool)
     for axis in (0, 1):
@@ -99,14 +103,20 @@ def test_boundaries_lie_on_label_edges_of_the_volume_on_disk(drawn, name):
     ok = (r >= 0) & (r < sl.shape[0]) & (c >= 0) & (c < sl.shape[1])
     assert ok.all()
     assert near[r, c].all(), f"{np.sum(~near[r, c])} boundary pixels away from any label edge"
-    # and every label edge is drawn
+    # and every label edge inside the drawn window is drawn
     drawn_voxels = np.zeros(sl.shape, bool)
     drawn_voxels[r, c] = True
-    assert np.mean(ndimage.binary_dilation(drawn_voxels)[edges]) > 0.99
+    (y_lo, y_hi), (x_lo, x_hi) = sorted(ax.get_ylim()), sorted(ax.get_xlim())
+    rows_in = slice(round(y_lo / SPACING_MM + 0.5), round(y_hi / SPACING_MM + 0.5))
+    cols_in = slice(round(x_lo / SPACING_MM + 0.5), round(x_hi / SPACING_MM + 0.5))
+    window = np.zeros(sl.shape, bool)
+    window[rows_in, cols_in] = True
+    window = ndimage.binary_erosion(window)  # a crop cannot see past its own border
+    assert np.mean(ndimage.binary_dilation(drawn_voxels)[edges & window]) > 0.99
 
 
 def test_the_left_hemisphere_region_is_drawn_on_the_left(drawn):
-    _, labels, centre, fig, data = drawn
+    _, labels, centre, fig, data, _ = drawn
     rgba = mpimg.imread(io.BytesIO(data))
     for name in ("coronal", "horizontal"):  # the sections with ML across
         ax = next(a for a in fig.axes if a.get_label() == name)
@@ -121,5 +131,5 @@ def test_the_left_hemisphere_region_is_drawn_on_the_left(drawn):
 
 
 def test_two_renders_give_the_same_bytes(drawn):
-    volume, labels, centre, _, data = drawn
-    assert png_bytes(draw_overlay(volume, labels, centre, "test")) == data
+    volume, labels, centre, _, data, half_mm = drawn
+    assert png_bytes(draw_overlay(volume, labels, centre, "test", half_width_mm=half_mm)) == data

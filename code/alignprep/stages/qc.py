@@ -56,6 +56,11 @@ class KeyNumber:
     group: str = ""
 
 
+#: A track's registration overlay shows this far around the track's centroid (mm): the
+#: boundaries its channels will be assigned by, at several pixels per voxel.
+TRACK_VIEW_HALF_MM = 2.5
+
+
 @dataclass
 class _Job:
     entry: FigureEntry
@@ -90,11 +95,12 @@ def _channels(ctx: MouseContext) -> list[tuple[str, Path]]:
     return out
 
 
-def _registration_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_Job]:
+def _registration_jobs(
+    ctx: MouseContext, work: QcWork, notes: list[str], vols: _Volumes
+) -> Iterator[_Job]:
     from ..qc import registration as reg
 
     config, mid = ctx.config, ctx.mouse_id
-    vols = _Volumes()
     labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
     reg_name, reg_path = _channels(ctx)[0]
     if not (reg_path.is_file() and labels_path.is_file()):
@@ -117,7 +123,8 @@ def _registration_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Ite
                 centre = tuple(round(v) for v in labels.index_of(mean)[0])
             track = None if stem is None else picks[stem]
             title = f"{mid}: sections through {where}"
-            return reg.draw_overlay(volume, labels, centre, title, track)
+            half_mm = None if stem is None else TRACK_VIEW_HALF_MM
+            return reg.draw_overlay(volume, labels, centre, title, track, half_mm)
 
         caption = (
             f"Registration channel {reg_name} with the CCF region boundaries warped into the "
@@ -226,16 +233,15 @@ def _probe_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
 INSIDE_FRACTION = 0.8
 
 
-def _mouse_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
+def _mouse_numbers(ctx: MouseContext, work: QcWork, vols: _Volumes) -> list[KeyNumber]:
     """Tracks inside the brain, by the image-space labels (see :data:`INSIDE_FRACTION`)."""
     config, mid = ctx.config, ctx.mouse_id
     labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
     if not labels_path.is_file() or not work.tracks:
         return []
-    from ..qc.grid import read_display_volume
     from ..qc.track_slab import fit_line
 
-    labels = read_display_volume(labels_path)
+    labels = vols.get(labels_path)
     inside = 0
     for t in work.tracks:
         picks = _picks_lps_mm(config, mid, t)
@@ -293,8 +299,9 @@ def _scope(
     ctx: MouseContext, work: QcWork, notes: list[str]
 ) -> tuple[Iterator[_Job], list[KeyNumber]]:
     if work.scope == "mouse":
-        jobs = [*_registration_jobs(ctx, work, notes), *_atlas_jobs(ctx, work)]
-        return iter(jobs), _mouse_numbers(ctx, work)
+        vols = _Volumes()  # the registration channel and the labels, read once for all
+        jobs = [*_registration_jobs(ctx, work, notes, vols), *_atlas_jobs(ctx, work)]
+        return iter(jobs), _mouse_numbers(ctx, work, vols)
     if work.scope == "tracks":
         return _track_jobs(ctx, work, notes), _track_numbers(ctx, work)
     return _probe_jobs(ctx, work, notes), _probe_numbers(ctx, work)
