@@ -89,3 +89,28 @@ def test_no_qc_draws_nothing_and_the_datapackage_says_so(dataset, tmp_path):  # 
     assert not (mouse / outputs.QUALITY_CONTROL_NAME).exists()
     assert json.loads((mouse / "datapackage.json").read_text())["qc"] is None
     assert not [i for i in _report(results)["items"] if i["name"].startswith("qc ")]
+
+
+def test_only_qc_redraws_and_a_malformed_channel_table_is_a_note(dataset, finished, tmp_path):  # noqa: F811
+    """A damaged output of an earlier run is a note on the page, never a crash of the run."""
+    results = tmp_path / "out"
+    shutil.copytree(finished, results)
+    probe = outputs.probe_dir(results, MOUSE, RECORDING, "ProbeA")
+    (probe / "channels.localCoordinates.npy").write_bytes(b"not a numpy file")
+    proc = _run(dataset.data_root, results, "--only", "qc", "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    items = {i["name"]: i for i in _report(results)["items"]}
+    assert items[f"qc probe {RECORDING}/ProbeA"]["status"] == "ok"  # redrawn: its input changed
+    assert items[f"qc probe {RECORDING}/ProbeB"]["status"] == "skipped"
+    # ProbeA's track cannot be planned without its channel table: its QC figures are left out
+    assert {i["status"] for n, i in items.items() if n.startswith("qc ")} <= {"ok", "skipped"}
+    qc = outputs.qc_dir(results, MOUSE)
+    assert not list(qc.glob("probe_*ProbeA*.png"))  # the old summary is gone, not left stale
+    assert len(list(qc.glob("probe_*ProbeB*.png"))) == 4
+    notes = [
+        n
+        for p in qc.glob("figures-qc_probe_*ProbeA*.json")
+        for n in json.loads(p.read_text())["notes"]
+    ]
+    assert any("no summary" in n and "localCoordinates" in n for n in notes), notes
+    assert "no summary" in (qc / "index.html").read_text()  # a qc slice writes its page

@@ -198,11 +198,14 @@ def qc_items(config: PipelineConfig, mouse_id: str, items: list[Work]) -> list[W
         out.append(QcWork(mouse_id, qc_work_name("tracks"), "tracks", every, after))
     if config.skip_ephys:
         return out
-    folders: dict[str, list[QcTrack]] = {}
-    for t in qc_tracks.values():
-        folders.setdefault(f"{t.recording_id}/{t.collection}", []).append(t)
-    for probe, members in folders.items():
-        rec, coll = members[0].recording_id, members[0].collection
+    folders: dict[tuple[str, str], list[QcTrack]] = {}  # every probe folder, even trackless
+    for w in tracks:
+        assert w.row is not None
+        members = folders.setdefault((w.row.recording_id, w.row.ephys_collection), [])
+        if w.name in qc_tracks:
+            members.append(qc_tracks[w.name])
+    for (rec, coll), members in folders.items():
+        probe = f"{rec}/{coll}"
         after = (probe_work_name(rec, coll), channel_regions_work_name(rec, coll))
         out.append(
             QcWork(

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import outputs
 from ..config import PipelineConfig
+from ..errors import AlignprepError
 from ..logs import get_logger
 from ..work import QcTrack, QcWork, StageResult, Status
 from .context import MouseContext
@@ -210,7 +211,11 @@ def _probe_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
     if not (folder / "channels.localCoordinates.npy").is_file():
         notes.append(f"probe {work.probe}: no channel table (its ephys failed): no summary")
         return
-    data = ps.load_probe_summary(folder)
+    try:
+        data = ps.load_probe_summary(folder)
+    except (AlignprepError, ValueError, OSError) as exc:  # a malformed channel table
+        notes.append(f"probe {work.probe}: no summary ({exc})")
+        return
     rec, coll = work.probe.split("/", 1)
     caption = (
         "As the alignment GUI's first view: spikes, units, AP RMS and LFP power along the "
@@ -298,13 +303,27 @@ def _probe_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
 def _scope(
     ctx: MouseContext, work: QcWork, notes: list[str]
 ) -> tuple[Iterator[_Job], list[KeyNumber]]:
+    vols = _Volumes()  # the mouse's registration channel and labels, read once for all
     if work.scope == "mouse":
-        vols = _Volumes()  # the registration channel and the labels, read once for all
         jobs = [*_registration_jobs(ctx, work, notes, vols), *_atlas_jobs(ctx, work)]
-        return iter(jobs), _mouse_numbers(ctx, work, vols)
+    elif work.scope == "tracks":
+        jobs = list(_track_jobs(ctx, work, notes))
+    else:
+        jobs = list(_probe_jobs(ctx, work, notes))
+    try:
+        numbers = _numbers(ctx, work, vols)
+    except (AlignprepError, ValueError, OSError) as exc:  # an unreadable output: say so, go on
+        notes.append(f"key numbers not counted ({type(exc).__name__}: {exc})")
+        numbers = []
+    return iter(jobs), numbers
+
+
+def _numbers(ctx: MouseContext, work: QcWork, vols: _Volumes) -> list[KeyNumber]:
+    if work.scope == "mouse":
+        return _mouse_numbers(ctx, work, vols)
     if work.scope == "tracks":
-        return _track_jobs(ctx, work, notes), _track_numbers(ctx, work)
-    return _probe_jobs(ctx, work, notes), _probe_numbers(ctx, work)
+        return _track_numbers(ctx, work)
+    return _probe_numbers(ctx, work)
 
 
 def index_path(config: PipelineConfig, work: QcWork) -> Path:

@@ -46,8 +46,8 @@ def _channel_table(probe: Path) -> tuple[np.ndarray, np.ndarray] | None:
     coords, shanks = probe / "channels.localCoordinates.npy", probe / "channels.shankInd.npy"
     if not coords.is_file():
         return None
-    xy = np.load(coords)
-    ind = np.load(shanks) if shanks.is_file() else np.zeros(len(xy), dtype=int)
+    xy = np.load(coords, allow_pickle=False)
+    ind = np.load(shanks, allow_pickle=False) if shanks.is_file() else np.zeros(len(xy), dtype=int)
     return xy[:, 0], ind
 
 
@@ -67,7 +67,13 @@ def gui_shank_suffixes(
     problems: dict[int, str] = {}
     for (recording, collection), rows in folders.items():
         probe = outputs.probe_dir(config.results_root, manifest.mouse_id, recording, collection)
-        table = _channel_table(probe)
+        try:
+            table = _channel_table(probe)
+        except (ValueError, OSError, IndexError) as exc:  # a damaged table of an earlier run
+            for row in rows:
+                out[row.line] = ""
+                problems[row.line] = f"{probe}: unreadable channel table ({exc})"
+            continue
         for row in rows:
             if table is not None:
                 try:
