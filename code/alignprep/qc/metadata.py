@@ -42,8 +42,9 @@ log = get_logger("qc.metadata")
 
 #: The evaluator of every status this module writes.
 AUTOMATED_EVALUATOR = "alignprep (automated; pending human review)"
-#: The file name (the schema's own default file name for ``QualityControl``).
-FILE_NAME = "quality_control.json"
+#: The file name (the schema's own default file name for ``QualityControl``; named in
+#: :mod:`alignprep.outputs`).
+FILE_NAME = outputs.QUALITY_CONTROL_NAME
 #: The modality names a caller may give, in the schema's ``Modality`` attribute spelling.
 MODALITIES = ("SPIM", "ECEPHYS")
 #: Tag keys, in ``default_grouping`` order.

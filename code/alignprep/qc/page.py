@@ -23,12 +23,12 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from ..outputs import write_bytes_atomic
+from ..outputs import QC_PAGE_NAME, write_bytes_atomic
 
 log = logging.getLogger(__name__)
 
-#: The page's file name inside the ``qc/`` folder.
-PAGE_NAME = "index.html"
+#: The page's file name inside the ``qc/`` folder (named in :mod:`alignprep.outputs`).
+PAGE_NAME = QC_PAGE_NAME
 
 #: Where each status sorts in the run summary: failures first, then skips, then the rest.
 _STATUS_RANK = {"failed": 0, "skipped": 1}

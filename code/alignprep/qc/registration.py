@@ -16,9 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .grid import DisplayVolume
-from .render import DPI, PICK_RGB, new_figure
-
-TRACK_RGB = (0.0, 0.85, 1.0)
+from .render import DPI, PICK_RGB, TRACK_RGB, new_figure
 
 #: (name, fixed array axis, (row axis, column axis), transpose the slice, axis labels)
 SECTIONS = (

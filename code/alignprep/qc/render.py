@@ -17,6 +17,8 @@ DPI = 100
 
 #: The colour of everything the run drew over an image (picks, lines, boundaries).
 PICK_RGB = (1.0, 0.0, 1.0)  # magenta: absent from grey images and from the Allen palette's greys
+#: The colour of a track's line (fitted, or its picks projected) beside the magenta.
+TRACK_RGB = (0.0, 0.85, 1.0)
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:

@@ -19,9 +19,8 @@ from matplotlib.figure import Figure
 from scipy import ndimage
 
 from .grid import DisplayVolume
-from .render import PICK_RGB, new_figure
+from .render import PICK_RGB, TRACK_RGB, new_figure
 
-LINE_RGB = (0.0, 0.85, 1.0)
 AP_LPS = np.array([0.0, 1.0, 0.0])
 ML_LPS = np.array([-1.0, 0.0, 0.0])  # toward the animal's right
 
@@ -170,10 +169,10 @@ def _draw_panel(ax, slab: Slab, tick_um: float) -> None:
     low, high = np.percentile(inside, [0.5, 99.5]) if inside.size else (0.0, 1.0)
     ax.imshow(slab.image, cmap="gray", vmin=low, vmax=max(high, low + 1), extent=extent,
               interpolation="nearest", origin="upper")  # fmt: skip
-    ax.plot([0, 0], [0, slab.length_um], color=LINE_RGB, linewidth=1.0, label="fitted line")
+    ax.plot([0, 0], [0, slab.length_um], color=TRACK_RGB, linewidth=1.0, label="fitted line")
     for h in np.arange(0.0, slab.length_um + 1e-6, tick_um):
-        ax.plot([-60, 60], [h, h], color=LINE_RGB, linewidth=1.0)
-        ax.text(80, h, f"{h:.0f}", color=LINE_RGB, fontsize=7, va="center")
+        ax.plot([-60, 60], [h, h], color=TRACK_RGB, linewidth=1.0)
+        ax.text(80, h, f"{h:.0f}", color=TRACK_RGB, fontsize=7, va="center")
     ax.scatter(slab.picks_um[:, 0], slab.picks_um[:, 1], s=12, marker="o", color=[PICK_RGB],
                linewidths=0, zorder=3, label="picks")  # fmt: skip
     ax.set_xlim(extent[0], extent[1])

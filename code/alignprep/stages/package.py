@@ -208,7 +208,7 @@ def _qc(root: Path, mouse: str, qc_files: Sequence[Path], refs: _Refs) -> dict[s
     if not qc_files:
         return None
     qc = outputs.qc_dir(root, mouse)
-    figures = sorted(p for p in qc.glob("*.png") if p.is_file())
+    figures = sorted(p for p in qc_files if p.suffix == ".png")
     return {
         "page": refs.local(qc / outputs.QC_PAGE_NAME),
         "quality_control": refs.local(qc.parent / outputs.QUALITY_CONTROL_NAME),
@@ -340,8 +340,8 @@ def write_datapackage(
         The ``(recording_id, ephys_collection)`` whose channel regions succeeded: their
         ``channel_regions`` entry lists the files; every other probe's is null.
     qc_files
-        The QC page and ``quality_control.json`` when they were written: the ``qc`` entry lists
-        them with the figures (null otherwise).
+        The QC page, ``quality_control.json`` and the figures they show, when they were
+        written: the ``qc`` entry lists them (null otherwise).
 
     Raises
     ------

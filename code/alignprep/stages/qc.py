@@ -277,6 +277,8 @@ def _track_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
 
 
 def _probe_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
+    from ..qc.probe_data import REGION_IDS
+
     folder, name = _probe_dir(ctx, work), work.probe
     out = []
     clusters = folder / "clusters.channels.npy"
@@ -286,7 +288,7 @@ def _probe_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
                 f"units {name}", len(np.load(clusters)), "Units of the probe", "ECEPHYS", name
             )
         )
-    regions = outputs.channel_regions_dir(folder) / "channels.brainLocationIds_ccf_2017.npy"
+    regions = outputs.channel_regions_dir(folder) / REGION_IDS
     if regions.is_file():
         ids = np.load(regions)
         description = (

@@ -60,7 +60,7 @@ def write_qc_documents(
     timestamp: datetime,
 ) -> list[Path]:
     """Write ``qc/index.html`` and ``quality_control.json`` from the QC items that finished
-    (``items``); return them ([] when nothing was drawn).
+    (``items``); return them and the figures they show ([] when nothing was drawn).
 
     ``timestamp`` dates the pending statuses: the start of the run that drew the figures, so an
     unchanged re-run writes the same bytes.
@@ -103,4 +103,4 @@ def write_qc_documents(
     mouse = outputs.mouse_dir(config.results_root, mouse_id)
     written.append(write_quality_control(mouse, document))
     log.info("QC page: %s", written[0])
-    return written
+    return written + [qc / f["file"] for f in figures]
