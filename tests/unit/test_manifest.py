@@ -57,7 +57,7 @@ def test_full_row_and_leading_zeros(tmp_path):
             probe_file="pf",
             histology_track_id="track1",
             ephys_collection="ProbeA",
-            annotation_format="json",
+            annotation_format="neuroglancer",
             logical_probe="ProbeA",
             histology_shank=1,
             ephys_shank=2,
@@ -127,22 +127,34 @@ def test_canonical_column_wins_over_alias_when_non_blank(tmp_path):
     )
 
 
+UNSUPPORTED = (
+    "annotation_format 'csv' is not supported; expected one of neuroglancer, brainglobe, "
+    "ap_histology, sharptrack, herbs, ccf_csv (json = neuroglancer)"
+)
+
+
 @pytest.mark.parametrize(
     ("cell", "problem"),
     [
-        ("", None),
-        ("json", None),
-        ("JSON", None),
-        (" Json ", None),
-        ("csv", "annotation_format 'csv' is not supported (only json)"),
+        ("", "neuroglancer"),
+        ("json", "neuroglancer"),
+        ("JSON", "neuroglancer"),
+        (" Neuroglancer ", "neuroglancer"),
+        ("AP_histology", "ap_histology"),
+        ("brainglobe", "brainglobe"),
+        ("sharptrack", "sharptrack"),
+        ("herbs", "herbs"),
+        ("ccf_csv", "ccf_csv"),
+        ("csv", UNSUPPORTED),
     ],
 )
 def test_annotation_format(tmp_path, cell, problem):
     path = _csv(tmp_path, HEADER + ",annotation_format", f"123,{SORTED},pf,t1,ProbeA,{cell}")
     m = read_manifest(path)
-    if problem is None:
+    if problem != UNSUPPORTED:
         assert _problems(m) == {}
-        assert [r.annotation_format for r in m.rows] == ["json"]
+        assert [r.annotation_format for r in m.rows] == [problem]
+        assert m.rows[0].light_sheet == (problem == "neuroglancer")
     else:
         assert _problems(m) == {2: problem}
         assert m.rows == ()
@@ -464,7 +476,7 @@ def test_bad_rows_do_not_hide_good_rows(tmp_path):
     assert m.problems_text() == (
         f"{path}: line 3: required cell probe_file is blank\n"
         f"{path}: line 6: required cell histology_track_id (or probe_id) is blank; "
-        "annotation_format 'csv' is not supported (only json); "
+        f"{UNSUPPORTED}; "
         "histology_shank: 'x' is not an integer"
     )
 
@@ -545,7 +557,7 @@ def test_write_manifest_round_trips(tmp_path):
     assert out.read_text(encoding="utf-8").splitlines()[0] == (
         "mouseid,sorted_recording,probe_file,histology_track_id,ephys_collection,"
         "annotation_format,logical_probe,histology_shank,ephys_shank,surface_finding,"
-        "registration_asset,template_to_ccf_asset"
+        "registration_asset,template_to_ccf_asset,hemisphere,atlas"
     )
     second = read_manifest(out)
     assert second.problems == () and second.warnings == ()
@@ -554,3 +566,23 @@ def test_write_manifest_round_trips(tmp_path):
     assert [dataclasses.replace(r, line=0) for r in second.rows] == strip
     assert (second.mouse_id, second.registration_asset) == ("000123", "reg")
     assert [p.name for p in out.parent.iterdir()] == ["manifest_used.csv"]
+
+
+@pytest.mark.parametrize(
+    ("cell", "value", "problem"),
+    [
+        ("", None, None),
+        ("Left", "left", None),
+        ("R", "right", None),
+        ("west", None, "hemisphere 'west' is not left or right (or L / R), or blank"),
+    ],
+)
+def test_hemisphere_and_atlas(tmp_path, cell, value, problem):
+    path = _csv(
+        tmp_path, HEADER + ",hemisphere,atlas", f"123,{SORTED},pf,t1,ProbeA,{cell},allen_mouse_10um"
+    )
+    m = read_manifest(path)
+    if problem is None:
+        assert [(r.hemisphere, r.atlas) for r in m.rows] == [(value, "allen_mouse_10um")]
+    else:
+        assert _problems(m) == {2: problem}

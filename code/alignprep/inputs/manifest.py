@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from alignprep.errors import InputError
+from alignprep.inputs.ccf_tracks import NEUROGLANCER, normalise_format
 from alignprep.outputs import name_problem, write_bytes_atomic
 
 log = logging.getLogger("alignprep.inputs.manifest")
@@ -32,6 +33,8 @@ OPTIONAL = (
     "surface_finding",
     "registration_asset",
     "template_to_ccf_asset",
+    "hemisphere",
+    "atlas",
 )
 #: Column order written by :func:`write_manifests`.
 CANONICAL = REQUIRED + OPTIONAL
@@ -58,6 +61,7 @@ NAME_COLUMNS = (
     "histology_track_id",
     "ephys_collection",
 )
+HEMISPHERES = {"left": "left", "l": "left", "right": "right", "r": "right"}
 _INT_RE = re.compile(r"[+-]?(\d+)(?:\.0*)?")
 _SORTED_RE = re.compile(r"_sorted(?=_|$)")
 
@@ -80,6 +84,13 @@ class ManifestRow:
     surface_finding: str | None
     registration_asset: str | None
     template_to_ccf_asset: str | None
+    hemisphere: str | None = None  # "left" | "right": the track is checked against it
+    atlas: str | None = None  # the tracing tool's atlas (e.g. allen_mouse_25um), if not in its file
+
+    @property
+    def light_sheet(self) -> bool:
+        """Whether the row's track is a Neuroglancer annotation of the light-sheet image."""
+        return self.annotation_format == NEUROGLANCER
 
 
 @dataclass(frozen=True)
@@ -214,12 +225,16 @@ def _parse_row(cells: dict[str, str]) -> tuple[dict[str, object], list[str], boo
                 f"{column} {value!r} {problem}; expected a plain name (it becomes a folder or "
                 "file name, never a path)"
             )
-    fmt = cells.get("annotation_format", "").lower() or "json"
-    if fmt != "json":
-        msgs.append(
-            f"annotation_format {cells['annotation_format']!r} is not supported (only json)"
-        )
-    fields["annotation_format"] = "json"
+    try:
+        fields["annotation_format"] = normalise_format(cells.get("annotation_format", ""))
+    except ValueError as exc:
+        msgs.append(str(exc))
+        fields["annotation_format"] = NEUROGLANCER
+    hemisphere = cells.get("hemisphere", "")
+    fields["hemisphere"] = HEMISPHERES.get(hemisphere.lower()) if hemisphere else None
+    if hemisphere and fields["hemisphere"] is None:
+        msgs.append(f"hemisphere {hemisphere!r} is not left or right (or L / R), or blank")
+    fields["atlas"] = cells.get("atlas", "") or None
     ints: dict[str, int | None] = {}
     keys_ok = all(fields[c] for c in REQUIRED)
     for column in INT_COLUMNS:

@@ -20,6 +20,8 @@ BREGMA_MLAPDV_UM = np.asarray(ALLEN_CCF_LANDMARKS_MLAPDV_UM["bregma"], dtype=flo
 CCF_CODE = "PIR"
 """ITK code of the Allen CCF 25 um volumes: index axes point P (AP), I (DV), R (ML)."""
 CCF_SPACING_MM = 0.025
+#: Extent of the Allen CCFv3 volume in CCF um (ML, AP, DV): 456 x 528 x 320 voxels of 25 um.
+CCF_EXTENT_UM = np.array([11400.0, 13200.0, 8000.0])
 
 # Allen-25 volume extent in IBL bregma micrometres (the IBL GUI fails outside it).
 ALLEN25_BREGMA_BOX_UM = np.array([[-5739.0, 5636.0], [-7775.0, 5400.0], [-7643.0, 332.0]])
