@@ -51,7 +51,7 @@ def test_effective_config_written_at_start_with_merged_values(run_cli, tmp_path)
     assert written["histology"]["output_voxel_size_um"] == 10
     default_voxel_um = load_defaults()["histology"]["desired_voxel_size_um"]
     assert written["histology"]["desired_voxel_size_um"] == default_voxel_um
-    assert written["skip_ephys"] is True and written["demo"] is False
+    assert written["skip_ephys"] is True and written["demo"] == "off"
     assert written["n_jobs"] == 0.5 and written["effective"]["n_jobs"] == 1
     # relative data root resolved against the working directory, inputs against the data root
     assert written["data_root"] == str(tmp_path / "elsewhere" / "rel_data")

@@ -52,8 +52,12 @@ class Flag:
 
     key: str  # dotted parameter key, e.g. "histology.output_voxel_size_um"
     names: tuple[str, ...]  # every accepted spelling, the canonical (hyphen) one first
-    is_bool: bool
+    const: str | None  # the value of the flag given alone (booleans: "true"); None: required
     dest: str
+
+
+#: Flags that may be given without a value, and what they mean then (besides booleans).
+BARE_VALUES = {"demo": "light_sheet"}
 
 
 def iter_parameters(
@@ -84,9 +88,8 @@ def flags() -> list[Flag]:
     """The flag of every parameter, in the order of the configuration model."""
     out = []
     for key, field, _default, _model in iter_parameters(PipelineConfig, {}):
-        out.append(
-            Flag(key, flag_names(key), field.annotation is bool, "p__" + key.replace(".", "__"))
-        )
+        const = "true" if field.annotation is bool else BARE_VALUES.get(key)
+        out.append(Flag(key, flag_names(key), const, "p__" + key.replace(".", "__")))
     return out
 
 
@@ -118,9 +121,10 @@ def build_parser(defaults: Mapping[str, Any] | None = None) -> argparse.Argument
         field, default, model = rows[flag.key]
         expected = expected_type(model, flag.key.rsplit(".", 1)[-1])
         text = f"{field.description} [{expected}] (default: {json.dumps(default)})"
-        if flag.is_bool:
+        if flag.const is not None:
+            metavar = "BOOL" if flag.const == "true" else flag.key.upper()
             parser.add_argument(
-                *flag.names, dest=flag.dest, nargs="?", const="true", metavar="BOOL", help=text
+                *flag.names, dest=flag.dest, nargs="?", const=flag.const, metavar=metavar, help=text
             )
         else:
             metavar = METAVARS.get(flag.key, flag.key.rsplit(".", 1)[-1].upper())

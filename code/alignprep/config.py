@@ -111,6 +111,12 @@ def _selectors(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
+def _demo(value: Any) -> Any:
+    """``--demo`` alone (true) is the light-sheet demo; false or blank: no demo."""
+    text = str(value).strip().lower() if isinstance(value, (str, bool)) else value
+    return {"true": "light_sheet", "false": "off", "": "off"}.get(text, text)
+
+
 def _upper(value: Any) -> Any:
     """Case-insensitive choices (``--log-level debug``)."""
     return value.strip().upper() if isinstance(value, str) else value
@@ -253,9 +259,11 @@ class PipelineConfig(_Section):
         json_schema_extra={"expected": "a comma-separated list of folders (blank = none)"},
     )
     allow_partial: bool = Field(description="Exit 0 even when some items failed.")
-    demo: bool = Field(
-        description="Build the synthetic demo dataset in scratch (or reuse the one an earlier "
-        "demo built there with the same code) and run on it."
+    demo: Annotated[Literal["off", "light_sheet", "ccf"], BeforeValidator(_demo)] = Field(
+        description="Build a synthetic demo dataset in scratch (or reuse the one an earlier "
+        "demo built there with the same code) and run on it: light_sheet (--demo alone: "
+        "SmartSPIM, Neuroglancer tracks, ephys) or ccf (no light-sheet data: tracks from "
+        "tracing tools already in the CCF, ephys); off = a normal run."
     )
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)] = (
         Field(description="Logging verbosity.")

@@ -183,6 +183,7 @@ class QcTrack:
     recording_id: str
     collection: str
     suffix: str  # the GUI shank suffix of the probe folder's files ("" or "_shank<N>")
+    light_sheet: bool = True  # traced on the mouse's SmartSPIM image (else a tool's CCF track)
 
 
 QC_SCOPES = ("mouse", "tracks", "probe")

@@ -40,7 +40,8 @@ from .conftest import stage_config
 
 MOUSE = SyntheticSpec().mouse_id
 SCHEMAS = Path(alignprep.__file__).parent / "schemas"  # read from disk, not through the loader
-SCHEMA_FILE = SCHEMAS / "datapackage-4.3.0.schema.json"
+SCHEMA_FILE = SCHEMAS / "datapackage-4.4.0.schema.json"
+QC_SCHEMA_FILE = SCHEMAS / "datapackage-4.3.0.schema.json"
 PREVIOUS_SCHEMA_FILE = SCHEMAS / "datapackage-4.2.0.schema.json"
 OLD_SCHEMA_FILE = SCHEMAS / "datapackage-4.1.0.schema.json"
 REG_CHANNEL, OTHER_CHANNEL = "Ex_639_Em_667", "Ex_488_Em_525"
@@ -173,12 +174,37 @@ def _on_disk(tree: Tree) -> dict:
 def test_written_package_validates_against_the_shipped_schema(tree, written):
     schema = json.loads(SCHEMA_FILE.read_text())
     Draft202012Validator.check_schema(schema)
-    assert "4.3.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
+    assert "4.4.0" in schema["$id"] and schema["$id"].endswith("datapackage.schema.json")
     doc = _on_disk(tree)
     assert doc == written.document
     assert sorted(Draft202012Validator(schema).iter_errors(doc), key=str) == []
-    assert doc["schema_version"] == "4.3.0" and doc["mouse_id"] == MOUSE
+    assert doc["schema_version"] == "4.4.0" and doc["mouse_id"] == MOUSE
+    assert doc["light_sheet"] is True
     assert doc["platform"] == "local"  # data_root is a tmp folder, not /data
+
+
+def test_the_4_4_layout_is_4_3_plus_light_sheet(tree, written, tmp_path):
+    """Backward compatible: a light-sheet document without ``light_sheet`` is a valid 4.3.0
+    one and loads; a document without light-sheet data must say so and have no transforms,
+    histology or external assets."""
+    doc = _on_disk(tree)
+    previous = {k: v for k, v in json.loads(json.dumps(doc)).items() if k != "light_sheet"}
+    previous["schema_version"] = "4.3.0"
+    qc_schema = json.loads(QC_SCHEMA_FILE.read_text())
+    assert sorted(Draft202012Validator(qc_schema).iter_errors(previous), key=str) == []
+    path = tmp_path / "datapackage.json"
+    path.write_text(json.dumps(previous))
+    assert load_datapackage(path, tree.data).document["schema_version"] == "4.3.0"
+    ccf_only = {**json.loads(json.dumps(doc)), "light_sheet": False}
+    assert schema_errors(ccf_only)  # transforms, histology and assets present: refused
+    ccf_only |= {"transforms": None, "histology": None, "external_assets": {}}
+    for collections in ccf_only["probes"].values():
+        for probe in collections.values():
+            for pick in probe["xyz_picks"]:
+                pick["image_space"] = None
+    assert schema_errors(ccf_only) == []
+    light = {**json.loads(json.dumps(doc)), "transforms": None}
+    assert schema_errors(light)  # light_sheet true needs its transforms
 
 
 def test_the_4_3_layout_is_4_2_plus_qc_only(tree, written, tmp_path):
@@ -186,11 +212,13 @@ def test_the_4_3_layout_is_4_2_plus_qc_only(tree, written, tmp_path):
     still loads, and the schemas differ by the optional qc entry only."""
     doc = _on_disk(tree)
     assert "qc" in doc  # null when no QC was drawn
-    previous = {k: v for k, v in json.loads(json.dumps(doc)).items() if k != "qc"}
+    previous = {
+        k: v for k, v in json.loads(json.dumps(doc)).items() if k not in ("qc", "light_sheet")
+    }
     previous["schema_version"] = "4.2.0"
     previous_schema = json.loads(PREVIOUS_SCHEMA_FILE.read_text())
     assert sorted(Draft202012Validator(previous_schema).iter_errors(previous), key=str) == []
-    new_schema = json.loads(SCHEMA_FILE.read_text())
+    new_schema = json.loads(QC_SCHEMA_FILE.read_text())
     assert "qc" not in new_schema["required"]
     for key in ("$schema", "required", "additionalProperties", "$defs"):
         assert new_schema[key] == previous_schema[key]
@@ -206,7 +234,7 @@ def test_the_4_2_layout_is_4_1_plus_channel_regions_only(tree, written, tmp_path
     """Backward compatible: without channel_regions (and qc) the document is a valid 4.1.0 one,
     and a 4.1.0 document still loads."""
     doc = _on_disk(tree)
-    old = {k: v for k, v in json.loads(json.dumps(doc)).items() if k != "qc"}
+    old = {k: v for k, v in json.loads(json.dumps(doc)).items() if k not in ("qc", "light_sheet")}
     old["schema_version"] = "4.1.0"
     for collections in old["probes"].values():
         for probe in collections.values():
@@ -533,7 +561,7 @@ def test_malformed_packages_are_rejected(tree, written, tmp_path, mutate):
     assert schema_errors(doc)
     path = tmp_path / "datapackage.json"
     path.write_text(json.dumps(doc))
-    with pytest.raises(InputError, match=re.escape("datapackage-4.3.0")) as err:
+    with pytest.raises(InputError, match=re.escape("datapackage-4.4.0")) as err:
         load_datapackage(path)
     assert str(path) in str(err.value)
     if mutate.__name__ != "unknown_asset":  # cross-field: only the loader sees it

@@ -143,6 +143,8 @@ def histology_plan(config: PipelineConfig, mouse: MouseReport) -> list[Work]:
         for part in HISTOLOGY_PARTS
     ]
     ctx = mouse.context
+    if ctx is not None and not ctx.light_sheet:
+        return []  # tracks from tracing tools only: no image to resample
     if ctx is None or not config.histology.write_ccf_space or ccf_space_missing(ctx):
         return items
     try:
@@ -186,6 +188,7 @@ def qc_items(config: PipelineConfig, mouse_id: str, items: list[Work]) -> list[W
             w.row.recording_id,
             w.row.ephys_collection,
             w.suffix,
+            w.row.light_sheet,
         )
         for w in tracks
         if w.row is not None and w.problem is None
@@ -193,9 +196,12 @@ def qc_items(config: PipelineConfig, mouse_id: str, items: list[Work]) -> list[W
     others = tuple(w.name for w in items if not isinstance(w, QcWork))
     every = tuple(qc_tracks.values())
     out: list[Work] = [QcWork(mouse_id, qc_work_name("mouse"), tracks=every, after=others)]
-    if every:
-        after = (histology_work_name("channels"), *qc_tracks)
-        out.append(QcWork(mouse_id, qc_work_name("tracks"), "tracks", every, after))
+    on_images = {name: t for name, t in qc_tracks.items() if t.light_sheet}
+    if on_images:  # only a light-sheet track lies on the mouse's own histology
+        after = (histology_work_name("channels"), *on_images)
+        out.append(
+            QcWork(mouse_id, qc_work_name("tracks"), "tracks", tuple(on_images.values()), after)
+        )
     if config.skip_ephys:
         return out
     folders: dict[tuple[str, str], list[QcTrack]] = {}  # every probe folder, even trackless

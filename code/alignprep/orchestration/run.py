@@ -26,7 +26,7 @@ from ..logs import attach_log_file, get_logger, step
 from ..work import QcWork, StageResult, Status
 from .executors import Executor, Mode, open_executor, start_executor
 from .lock import results_lock
-from .plan import Plan, build_plan
+from .plan import MousePlan, Plan, build_plan
 from .report import (
     ProcessResult,
     failed_result,
@@ -56,13 +56,17 @@ def log_parameters(config: PipelineConfig) -> None:
 
 
 def demo_config(config: PipelineConfig) -> PipelineConfig:
-    """Build the synthetic demo dataset in scratch (or reuse the one an earlier demo built
-    there with the same code) and point the inputs at it."""
+    """Build the synthetic demo dataset of ``config.demo`` in scratch (or reuse the one an
+    earlier demo built there with the same code) and point the inputs at it."""
     from ..synthetic import SyntheticSpec, build_or_reuse
+    from ..synthetic.ccf_dataset import build_or_reuse_ccf
 
-    root = config.scratch_root / "demo_dataset"
-    with step("synthetic demo dataset"):
-        dataset, reused = build_or_reuse(root, SyntheticSpec(ephys_preset="test"))
+    with step(f"synthetic demo dataset ({config.demo})"):
+        if config.demo == "ccf":  # no light-sheet data: tracing tools' tracks in the CCF
+            dataset, reused = build_or_reuse_ccf(config.scratch_root / "demo_ccf_dataset")
+        else:
+            root = config.scratch_root / "demo_dataset"
+            dataset, reused = build_or_reuse(root, SyntheticSpec(ephys_preset="test"))
     how = "reused, built earlier by this code" if reused else "built"
     log.info("demo dataset %s: %s (ground truth: %s)", how, dataset.data_root, dataset.truth_path)
     values = config.to_json_dict()
@@ -129,7 +133,7 @@ def _run_locked(
     config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
 ) -> ProcessResult:
     """The run itself, with the results root held (see :func:`run_pipeline`)."""
-    if config.demo:
+    if config.demo != "off":
         config = demo_config(config)
     log_parameters(config)
     with step("write effective config"):
@@ -242,11 +246,11 @@ def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: floa
     for note in result.notes:
         log.warning("%s", note)
     mode = executor_mode(config)
+    own = {m.mouse_id: track_source_notes(m) for m in plan.mice}
     for mouse_id in mice:
         items = result.for_mouse(mouse_id)
-        path = write_run_report(
-            config, mouse_id, items, result.notes, time.perf_counter() - t0_s, mode
-        )
+        notes = [*result.notes, *own.get(mouse_id, [])]
+        path = write_run_report(config, mouse_id, items, notes, time.perf_counter() - t0_s, mode)
         summarize(items, path.parent)
     unread = [i for i in result.items if not i.mouse_id]
     if unread:
@@ -260,6 +264,23 @@ def finish(config: PipelineConfig, plan: Plan, result: ProcessResult, t0_s: floa
         ok = sum(not any(i.status == Status.FAILED for i in result.for_mouse(m)) for m in mice)
         log.info("%d mouse/mice, %d without a failure", len(mice), ok)
     log.info("run finished in %.2f s", time.perf_counter() - t0_s)
+
+
+def track_source_notes(mouse: MousePlan) -> list[str]:
+    """What the run report says about a mouse whose tracks were traced in the CCF."""
+    from ..stages.validate import NO_LIGHT_SHEET
+
+    ctx = mouse.report.context
+    if ctx is not None and not ctx.light_sheet:
+        return [f"light-sheet data: {NO_LIGHT_SHEET}"]
+    rows = [w.row for w in mouse.tracks() if w.row is not None and not w.row.light_sheet]
+    if not rows:
+        return []
+    names = ", ".join(f"{r.histology_track_id} ({r.annotation_format})" for r in rows)
+    return [
+        f"tracks traced in the CCF with other tools: {names}; they have no image-space picks "
+        "(xyz_picks*_image_space.json) for the Allen GUI, which need a track on the mouse's image"
+    ]
 
 
 async def run_pipeline_async(config: PipelineConfig) -> ProcessResult:

@@ -33,7 +33,7 @@ def check_roots(config: PipelineConfig) -> list[Check]:
     from .validate import Check
 
     checks: list[Check] = []
-    if not config.demo and not config.data_root.is_dir():
+    if config.demo == "off" and not config.data_root.is_dir():
         reason = "does not exist" if not config.data_root.exists() else "is not a folder"
         checks.append(
             Check(

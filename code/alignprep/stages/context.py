@@ -41,14 +41,16 @@ class MouseContext:
 
     config: PipelineConfig
     mouse_id: str
-    asset: SmartSpimAsset
-    multiscale: Multiscale  # registration channel
-    native0: ImageHeader  # F2, level 0
-    frame: PipelineFrame  # F3 construction (whether or not it is used)
-    registration0: ImageHeader  # the frame the ANTs registration expects, level 0
-    decision: FrameDecision
-    template_to_ccf: TemplateToCcf
-    ccf_template: ImageHeader
+    # The light-sheet part: None for a mouse whose tracks all come from tracing tools in the CCF
+    # (no SmartSPIM asset; :meth:`prepare_ccf`). Only light-sheet items ever use these.
+    asset: SmartSpimAsset = None  # type: ignore[assignment]
+    multiscale: Multiscale = None  # type: ignore[assignment]  # registration channel
+    native0: ImageHeader = None  # type: ignore[assignment]  # F2, level 0
+    frame: PipelineFrame = None  # type: ignore[assignment]  # F3 construction
+    registration0: ImageHeader = None  # type: ignore[assignment]  # registration frame, level 0
+    decision: FrameDecision = None  # type: ignore[assignment]
+    template_to_ccf: TemplateToCcf = None  # type: ignore[assignment]
+    ccf_template: ImageHeader = None  # type: ignore[assignment]
     warnings: tuple[str, ...] = ()
     image_sources: ng.ImageSources | None = None  # the main state's image layers
     reads: Reads = field(default_factory=Reads)  # what preparing the context read
@@ -64,6 +66,20 @@ class MouseContext:
             ctx = cls._prepare(config, manifest)
         ctx.reads = reads
         return ctx
+
+    @classmethod
+    def prepare_ccf(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
+        """The context of a mouse without light-sheet data: every track comes from a tracing
+        tool already in the CCF, so only the CCF labels of the data root are needed."""
+        with recording() as reads:
+            ctx = cls(config=config, mouse_id=manifest.mouse_id)
+        ctx.reads = reads
+        return ctx
+
+    @property
+    def light_sheet(self) -> bool:
+        """Whether the mouse has its SmartSPIM asset (image, registration) in this run."""
+        return self.asset is not None
 
     @classmethod
     def _prepare(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:

@@ -19,8 +19,10 @@ from urllib.parse import unquote, urlparse
 from ..errors import AlignprepError, InputError
 from ..outputs import DATAPACKAGE_NAME
 
-SCHEMA_VERSION = "4.3.0"  # 4.2.0 (4.1.0 + per probe channel_regions) + an optional qc entry
-READABLE_VERSIONS = ("4.1.0", "4.2.0", SCHEMA_VERSION)  # what load_datapackage accepts
+#: 4.3.0 (4.1.0 + per probe channel_regions + an optional qc entry) + light_sheet: runs on
+#: tracing tools' CCF tracks have no transforms, histology or image-space picks
+SCHEMA_VERSION = "4.4.0"
+READABLE_VERSIONS = ("4.1.0", "4.2.0", "4.3.0", SCHEMA_VERSION)  # what load_datapackage accepts
 CODE_OCEAN_DATA = Path("/data")
 
 

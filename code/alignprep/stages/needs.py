@@ -124,6 +124,8 @@ def estimate(contexts: list, probe_zarrs: dict[str, list[Path]], n_jobs: int) ->
     needs = Needs()
     peaks: list[int] = []
     for ctx in contexts:
+        if not ctx.light_sheet:
+            continue  # tracks from tracing tools: no histology item
         _, disk, parts = histology_needs(ctx)
         peaks += [peak + WORKER_BASE_BYTES for peak in histology_items(ctx, parts)]
         needs.disk_bytes += disk

@@ -1,11 +1,13 @@
 """``datapackage.json``: the per-mouse index of what the GUIs read (outputs.md §7).
 
-The document follows the 4.3.0 layout (4.1.0 with, per probe, an optional ``channel_regions``
-entry, and an optional ``qc`` entry: the QC page, ``quality_control.json`` and the figures) and
-is checked against the JSON Schema shipped in ``alignprep/schemas/``. Every file reference is
-``{"asset": key | null, "path": relative}``: a null asset is relative to the mouse folder (where
-``datapackage.json`` lives); otherwise ``key`` names an ``external_assets`` entry
-and ``path`` is inside that asset's folder under ``data_root``.
+The document follows the 4.4.0 layout (4.1.0 with, per probe, an optional ``channel_regions``
+entry, an optional ``qc`` entry: the QC page, ``quality_control.json`` and the figures, and
+``light_sheet``: false for a mouse traced with other tools in the CCF, whose transforms,
+histology and image-space picks are null) and is checked against the JSON Schema shipped in
+``alignprep/schemas/``. Every file reference is ``{"asset": key | null, "path": relative}``: a
+null asset is relative to the mouse folder (where ``datapackage.json`` lives); otherwise ``key``
+names an ``external_assets`` entry and ``path`` is inside that asset's folder under
+``data_root``.
 Nothing is written unless every referenced file exists and the document validates. Track success
 is keyed by (track, shank), i.e. by manifest row, so a failed shank never drops a good one. The
 bytes depend only on the inputs (no timestamps; keys sorted).
@@ -160,8 +162,33 @@ def _build(
     root = cfg.results_root
     package_dir = outputs.mouse_dir(root, mouse)
     result = PackageResult(outputs.datapackage_path(root, mouse), {})
-    assets = _external_assets(ctx)
+    assets = _external_assets(ctx) if ctx.light_sheet else {}
     refs = _Refs(package_dir, assets)
+    transforms, histology = _light_sheet(ctx, refs) if ctx.light_sheet else (None, None)
+    probes: dict[str, dict[str, Any]] = {}
+    for key, group in _groups(tracks).items():
+        entry = _probe(ctx, key, group, ephys_dirs, refs, result)
+        if entry is not None:
+            entry["channel_regions"] = _regions(ctx, key, refs) if key in regions else None
+            probes.setdefault(key[0], {})[key[1]] = entry
+    on_code_ocean = _relative(cfg.data_root, CODE_OCEAN_DATA) is not None
+    document = {
+        "schema_version": SCHEMA_VERSION,
+        "mouse_id": mouse,
+        "platform": "code_ocean" if on_code_ocean else "local",
+        "light_sheet": ctx.light_sheet,
+        "external_assets": {},
+        "transforms": transforms,
+        "histology": histology,
+        "probes": probes,
+        "qc": _qc(root, mouse, qc_files, refs),
+    }
+    return document, refs, assets, result
+
+
+def _light_sheet(ctx: MouseContext, refs: _Refs) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The transforms and histology entries of a mouse with its SmartSPIM image."""
+    cfg, mouse, root, assets = ctx.config, ctx.mouse_id, ctx.config.results_root, refs.assets
     ls_key = "registration" if "registration" in assets else "smartspim"
     t2c_key = "template_to_ccf" if ctx.template_to_ccf.is_override else "spim_template_to_ccf"
     ls, t2c = ctx.asset.ls_to_template, ctx.template_to_ccf.registration
@@ -183,24 +210,7 @@ def _build(
         "additional_channels": [refs.local(outputs.channel_path(root, mouse, c)) for c in others],
     }
     ccf_space = {"additional_channels": [refs.local(p) for p in qc]} if qc else None
-    probes: dict[str, dict[str, Any]] = {}
-    for key, group in _groups(tracks).items():
-        entry = _probe(ctx, key, group, ephys_dirs, refs, result)
-        if entry is not None:
-            entry["channel_regions"] = _regions(ctx, key, refs) if key in regions else None
-            probes.setdefault(key[0], {})[key[1]] = entry
-    on_code_ocean = _relative(cfg.data_root, CODE_OCEAN_DATA) is not None
-    document = {
-        "schema_version": SCHEMA_VERSION,
-        "mouse_id": mouse,
-        "platform": "code_ocean" if on_code_ocean else "local",
-        "external_assets": {},
-        "transforms": transforms,
-        "histology": {"image_space": image_space, "ccf_space": ccf_space},
-        "probes": probes,
-        "qc": _qc(root, mouse, qc_files, refs),
-    }
-    return document, refs, assets, result
+    return transforms, {"image_space": image_space, "ccf_space": ccf_space}
 
 
 def _qc(root: Path, mouse: str, qc_files: Sequence[Path], refs: _Refs) -> dict[str, Any] | None:
@@ -267,7 +277,7 @@ def _probe(
         picks.append(
             {
                 "ccf": refs.local(paths["bregma"]),
-                "image_space": refs.local(paths["image_space"]),
+                "image_space": refs.local(paths["image_space"]) if row.light_sheet else None,
                 "histology_track_id": row.histology_track_id,
                 "histology_shank": row.histology_shank,
                 "ephys_shank": row.ephys_shank,

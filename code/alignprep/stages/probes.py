@@ -2,8 +2,10 @@
 
 Per manifest row: the picks in F2 (SPIM native), F5 (template), F6 (CCF) as Slicer FCSV, F7 (CCF
 um) JSON, and both GUI pick files (F4 image RAS um for the Allen GUI, F8 IBL bregma um for the IBL
-GUI), in ``track_data/`` and in the probe folder. One failing row never stops the others; its
-outputs are removed so nothing partial is left looking valid.
+GUI), in ``track_data/`` and in the probe folder. A row traced with another tool
+(:mod:`alignprep.inputs.ccf_tracks`) is already in the CCF: it gets the CCF and bregma files
+only. One failing row never stops the others; its outputs are removed so nothing partial is left
+looking valid.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
+from ..inputs.ccf_tracks import TrackHints, find_track_file, reader
 from ..inputs.locate import confine
 from ..inputs.manifest import Manifest, ManifestRow
+from ..inputs.track_checks import MAX_TRACK_MM, MIN_TRACK_MM, check_hemisphere, check_track
 from ..logs import get_logger
 from ..reads import Reads, recording, replay
 from ..space import atlas
@@ -29,8 +33,6 @@ from .context import MouseContext
 from .shanks import gui_shank_suffixes
 
 log = get_logger("stages.probes")
-
-MIN_TRACK_MM, MAX_TRACK_MM = 0.5, 12.0
 
 
 @dataclass
@@ -61,6 +63,7 @@ class _Picks:
     spim_lps_mm: np.ndarray
     registration_lps_mm: np.ndarray
     warnings: tuple[str, ...]
+    hemisphere: str | None = None  # the manifest row's, checked against the CCF picks
 
 
 def compute_track(ctx: MouseContext, row: ManifestRow) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -83,6 +86,9 @@ def compute_tracks(
     outcomes: dict[int, ComputedTrack | InputError | ValueError | OSError] = {}
     picks: dict[int, tuple[_Picks, Reads]] = {}
     for row in rows:
+        if not row.light_sheet:
+            outcomes[row.line] = _ccf_outcome(ctx, row)
+            continue
         try:
             with recording() as reads:
                 picks[row.line] = (_picks(ctx, row), reads)
@@ -107,6 +113,34 @@ def compute_tracks(
             outcomes[line] = exc
         start = stop
     return outcomes
+
+
+def _ccf_outcome(ctx: MouseContext, row: ManifestRow) -> ComputedTrack | InputError | OSError:
+    """One tracing tool's track: read, checked, in every CCF frame (no light-sheet frame)."""
+    try:
+        with recording() as reads:
+            path = find_track_file(ctx.config.data_root, row.probe_file, ctx.mouse_id)
+            confine(path, ctx.config.data_root, "probe_file")
+            track = reader(row.annotation_format)(path, row.histology_track_id, hints(row))
+            ccf_um = track.ccf_um[np.argsort(track.ccf_um[:, 2], kind="stable")]  # entry first
+            bregma_um, warnings = check_track(ccf_um, path, row.histology_track_id, row.hemisphere)
+            frames = {
+                "ccf_lps_mm": atlas.ccf_um_to_ccf_lps_mm(ccf_um),
+                "ccf_um": ccf_um,
+                "bregma_um": bregma_um,
+            }
+            layer = row.histology_track_id
+            computed = _checked(ctx, frames, path, layer, [*track.warnings, *warnings])
+        return dataclasses.replace(computed, reads=reads)
+    except (InputError, OSError) as exc:
+        return exc
+    except ValueError as exc:  # a reader's numpy / scipy / h5py failure on a damaged file
+        return InputError(f"unreadable as {row.annotation_format}: {exc}", file=row.probe_file)
+
+
+def hints(row: ManifestRow) -> TrackHints:
+    """What the manifest row tells a tracing tool's reader beyond the file."""
+    return TrackHints(atlas=row.atlas)
 
 
 def _picks(ctx: MouseContext, row: ManifestRow) -> _Picks:
@@ -137,7 +171,9 @@ def _picks(ctx: MouseContext, row: ManifestRow) -> _Picks:
             **where,
         )
     registration = ctx.registration0.index_to_physical(idx0)
-    return _Picks(path, row.histology_track_id, spim, registration, tuple(points.warnings))
+    return _Picks(
+        path, row.histology_track_id, spim, registration, tuple(points.warnings), row.hemisphere
+    )
 
 
 def _frames(ctx: MouseContext, p: _Picks, ccf: np.ndarray, template: np.ndarray) -> ComputedTrack:
@@ -150,24 +186,33 @@ def _frames(ctx: MouseContext, p: _Picks, ccf: np.ndarray, template: np.ndarray)
         "ccf_um": atlas.ccf_lps_mm_to_ccf_um(ccf),
         "bregma_um": atlas.ccf_lps_mm_to_bregma_um(ccf),
     }
+    warnings = list(p.warnings)
+    warnings += check_hemisphere(frames["bregma_um"], p.path, p.layer, p.hemisphere)
+    return _checked(ctx, frames, p.path, p.layer, warnings)
+
+
+def _checked(
+    ctx: MouseContext, frames: dict[str, np.ndarray], path: Path, layer: str, warnings: list[str]
+) -> ComputedTrack:
+    """The checks every track passes in the CCF, whatever its source; its warnings prefixed."""
     bregma = frames["bregma_um"]
     bad = ~atlas.in_allen25_box(bregma)
     if bad.any():
         raise InputError(
             f"picks {np.flatnonzero(bad).tolist()} fall outside the Allen-25 volume "
             f"in bregma coordinates (the IBL GUI fails there)",
-            file=p.path,
-            layer=p.layer,
+            file=path,
+            layer=layer,
         )
-    warnings = list(p.warnings)
+    warnings = list(warnings)
     if bregma[0, 2] < bregma[-1, 2]:
         warnings.append("the first pick is deeper than the last; picks should go entry -> tip")
     if np.mean(bregma[:, 2] > 0) > 0.5:
         warnings.append("most picks lie above bregma level (z > 0)")
-    in_brain = float(np.mean(ctx.labels.ids_at(ccf) != 0))
+    in_brain = float(np.mean(ctx.labels.ids_at(frames["ccf_lps_mm"]) != 0))
     if in_brain <= 0.5:
         warnings.append(f"only {in_brain:.0%} of the picks fall in labelled brain")
-    return ComputedTrack(frames, tuple(f"{p.path.name}:{p.layer}: {w}" for w in warnings))
+    return ComputedTrack(frames, tuple(f"{path.name}:{layer}: {w}" for w in warnings))
 
 
 def write_track(
@@ -176,18 +221,25 @@ def write_track(
     """Write every file of one track; the GUI pick files twice, byte-identical."""
     tracks, picks = row_paths(ctx.config, ctx.mouse_id, row, suffix)
     label = f"{row.histology_track_id}{suffix}"
-    image_json = outputs.json_bytes({"xyz_picks": frames["image_ras_um"].tolist()})
-    bregma_json = outputs.json_bytes({"xyz_picks": frames["bregma_um"].tolist()})
+
+    def fcsv(frame: str) -> bytes:
+        return outputs.fcsv_bytes(frames[frame], label) if frame in frames else b""
+
+    def picks_json(frame: str) -> bytes:
+        return outputs.json_bytes({"xyz_picks": frames[frame].tolist()}) if frame in frames else b""
+
+    # a tracing tool's track has no light-sheet frame: its image-space files are not written
     content = {
-        tracks["spim_fcsv"]: outputs.fcsv_bytes(frames["spim_lps_mm"], label),
-        tracks["template_fcsv"]: outputs.fcsv_bytes(frames["template_lps_mm"], label),
-        tracks["ccf_fcsv"]: outputs.fcsv_bytes(frames["ccf_lps_mm"], label),
+        tracks["spim_fcsv"]: fcsv("spim_lps_mm"),
+        tracks["template_fcsv"]: fcsv("template_lps_mm"),
+        tracks["ccf_fcsv"]: fcsv("ccf_lps_mm"),
         tracks["ccf_um"]: outputs.json_bytes({"ccf_mlapdv_um": frames["ccf_um"].tolist()}),
-        tracks["image_space"]: image_json,
-        tracks["bregma"]: bregma_json,
-        picks["image_space"]: image_json,
-        picks["bregma"]: bregma_json,
+        tracks["image_space"]: picks_json("image_ras_um"),
+        tracks["bregma"]: picks_json("bregma_um"),
+        picks["image_space"]: picks_json("image_ras_um"),
+        picks["bregma"]: picks_json("bregma_um"),
     }
+    content = {path: data for path, data in content.items() if data}
     written = []
     try:
         for path, data in content.items():

@@ -102,14 +102,17 @@ def _registration_jobs(
     from ..qc import registration as reg
 
     config, mid = ctx.config, ctx.mouse_id
+    if not ctx.light_sheet:
+        return  # no image of this mouse: its tracks are shown in the CCF only
     labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
     reg_name, reg_path = _channels(ctx)[0]
     if not (reg_path.is_file() and labels_path.is_file()):
         notes.append("registration overlay: the image-space channel or labels are missing")
         return
-    picks = {t.stem: _picks_lps_mm(config, mid, t) for t in work.tracks}
+    on_images = [t for t in work.tracks if t.light_sheet]
+    picks = {t.stem: _picks_lps_mm(config, mid, t) for t in on_images}
     centres: list[tuple[str, str, str | None]] = [("centre", "the brain centre", None)]
-    centres += [(t.stem, f"the centroid of {t.stem}", t.stem) for t in work.tracks]
+    centres += [(t.stem, f"the centroid of {t.stem}", t.stem) for t in on_images]
     for key, where, stem in centres:
         if stem is not None and picks[stem] is None:
             notes.append(f"track {stem}: no track files (its item failed): no overlay")
@@ -148,9 +151,8 @@ def _atlas_jobs(ctx: MouseContext, work: QcWork) -> Iterator[_Job]:
     config, mid = ctx.config, ctx.mouse_id
     tracks = []
     for t in work.tracks:
-        path = outputs.track_paths(config.results_root, mid, t.stem, "")["ccf_um"]
-        if path.is_file():
-            points = np.asarray(json.loads(path.read_text())["ccf_mlapdv_um"], dtype=float)
+        points = _ccf_um(config, mid, t)
+        if points is not None:
             tracks.append(av.AtlasTrack(t.stem, f"{t.recording_id}/{t.collection}", points))
     if not tracks:
         return
@@ -238,31 +240,57 @@ def _probe_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
 INSIDE_FRACTION = 0.8
 
 
+def _ccf_um(config: PipelineConfig, mouse_id: str, track: QcTrack) -> np.ndarray | None:
+    path = outputs.track_paths(config.results_root, mouse_id, track.stem, "")["ccf_um"]
+    if not path.is_file():
+        return None
+    return np.asarray(json.loads(path.read_text())["ccf_mlapdv_um"], dtype=float)
+
+
 def _mouse_numbers(ctx: MouseContext, work: QcWork, vols: _Volumes) -> list[KeyNumber]:
-    """Tracks inside the brain, by the image-space labels (see :data:`INSIDE_FRACTION`)."""
+    """Tracks inside the brain (see :data:`INSIDE_FRACTION`): a light-sheet track by the
+    image-space labels, a tracing tool's track by the CCF labels; a tool's track's picks."""
+    from ..space.atlas import ccf_um_to_ccf_lps_mm
+
     config, mid = ctx.config, ctx.mouse_id
     labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
-    if not labels_path.is_file() or not work.tracks:
+    image_labels = ctx.light_sheet and labels_path.is_file()
+    if not work.tracks or (not image_labels and all(t.light_sheet for t in work.tracks)):
         return []
     from ..qc.track_slab import fit_line
 
-    labels = vols.get(labels_path)
-    inside = 0
+    inside, out = 0, []
     for t in work.tracks:
-        picks = _picks_lps_mm(config, mid, t)
-        if picks is None:
-            continue
-        idx = np.round(labels.index_of(picks)).astype(int)
-        ok = np.all((idx >= 0) & (idx < labels.data.shape), axis=1)
-        labelled = np.zeros(len(picks), dtype=bool)
-        labelled[ok] = labels.data[tuple(idx[ok].T)] != 0
+        if t.light_sheet:
+            picks = _picks_lps_mm(config, mid, t) if image_labels else None
+            if picks is None:
+                continue
+            labels = vols.get(labels_path)
+            idx = np.round(labels.index_of(picks)).astype(int)
+            ok = np.all((idx >= 0) & (idx < labels.data.shape), axis=1)
+            labelled = np.zeros(len(picks), dtype=bool)
+            labelled[ok] = labels.data[tuple(idx[ok].T)] != 0
+        else:
+            ccf_um = _ccf_um(config, mid, t)
+            if ccf_um is None:
+                continue
+            picks = ccf_um_to_ccf_lps_mm(ccf_um)
+            labelled = ctx.labels.ids_at(picks) != 0
+            out.append(
+                KeyNumber(f"picks {t.stem}", len(picks), "Picks of the track", "SPIM", t.stem)
+            )
         deepest = int(np.argmax(fit_line(picks).along_mm(picks))) if len(picks) > 1 else 0
         inside += int(labelled[deepest] and labelled.mean() >= INSIDE_FRACTION)
+    kinds = {t.light_sheet for t in work.tracks}
+    where = {
+        frozenset({True}): f"labels_in_{mid}",
+        frozenset({False}): "the CCF labels",
+    }.get(frozenset(kinds), f"labels_in_{mid} (light-sheet tracks) or the CCF labels (others)")
     description = (
         f"Tracks whose deepest pick and at least {INSIDE_FRACTION:.0%} of all picks lie in a "
-        f"labelled voxel of labels_in_{mid} (of {len(work.tracks)} planned)"
+        f"labelled voxel of {where} (of {len(work.tracks)} planned)"
     )
-    return [KeyNumber("tracks inside the brain", inside, description, "SPIM")]
+    return [KeyNumber("tracks inside the brain", inside, description, "SPIM"), *out]
 
 
 def _track_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:

@@ -10,6 +10,7 @@ alignprep repository.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -162,27 +163,60 @@ def _mouse_section(results_root: Path, mouse: str) -> str:
         return "\n".join(lines) + "\n"
     histology = outputs.histology_paths(results_root, mouse)
     folder = histology["registration"].parent
-    size_um = _voxel_um(histology["registration"]) if histology["registration"].is_file() else None
-    voxel = f", {size_um:g} µm voxels" if size_um else ""
-    lines.append(
-        f"Image-space volumes in `{_rel(results_root, folder)}/` (Allen GUI{voxel}): "
-        f"{_names(folder.glob('*.nrrd'))}."
-    )
+    light_sheet, ccf_only_picks = _light_sheet(results_root, mouse)
+    if light_sheet:
+        reg = histology["registration"]
+        size_um = _voxel_um(reg) if reg.is_file() else None
+        voxel = f", {size_um:g} µm voxels" if size_um else ""
+        lines.append(
+            f"Image-space volumes in `{_rel(results_root, folder)}/` (Allen GUI{voxel}): "
+            f"{_names(folder.glob('*.nrrd'))}."
+        )
+    else:
+        lines.append(NO_LIGHT_SHEET)
     probes = probe_folders(results_root, mouse)
     if not probes:
         lines += ["", "No probe folder: see `run_report.json`."]
     for probe in probes:
-        lines += ["", *_probe_lines(results_root, probe)]
+        lines += ["", *_probe_lines(results_root, probe, ccf_only_picks)]
     return "\n".join(lines) + "\n"
 
 
-def _probe_lines(results_root: Path, probe: Path) -> list[str]:
+NO_LIGHT_SHEET = (
+    "No light-sheet data: every track of this mouse was traced with another tool directly in "
+    "the CCF, so the Allen GUI's inputs (`image_space_histology/`, `xyz_picks*_image_space.json`),"
+    " which need the mouse's own image, are not produced. The IBL GUI needs only the probe folder."
+)
+NOT_PRODUCED = "not produced (traced in the CCF)"
+
+
+def _light_sheet(results_root: Path, mouse: str) -> tuple[bool, set[str]]:
+    """Whether the mouse had light-sheet data, and the pick files traced in the CCF (relative
+    to the mouse folder), from its ``datapackage.json`` (light-sheet, none, when absent)."""
+    path = outputs.datapackage_path(results_root, mouse)
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return True, set()
+    ccf_only = set()
+    for collections in (document.get("probes") or {}).values():
+        for probe in collections.values():
+            for pick in probe.get("xyz_picks") or []:
+                if pick.get("image_space") is None and pick.get("ccf"):
+                    ccf_only.add(pick["ccf"]["path"])
+    return document.get("light_sheet", True) is not False, ccf_only
+
+
+def _probe_lines(results_root: Path, probe: Path, ccf_only_picks: set[str]) -> list[str]:
     picks: dict[str, dict[str, str]] = {}
+    mouse_dir = probe.parent.parent
     for path in sorted(probe.glob("xyz_picks*.json")):
         match = PICKS_RE.match(path.name)
         if match:
             gui = "allen" if match.group("image") else "ibl"
             picks.setdefault(match.group("suffix"), {})[gui] = f"`{path.name}`"
+            if str(path.relative_to(mouse_dir)) in ccf_only_picks:
+                picks[match.group("suffix")]["allen"] = NOT_PRODUCED
     if (probe / "spikes.times.npy").is_file():
         ephys = "spikes, clusters, channels and QC (IBL ALF)"
     elif (probe / "sorting_error.txt").is_file():

@@ -34,6 +34,19 @@ log = get_logger("stages.validate")
 Status = Literal["ok", "warning", "error"]
 Scope = Literal["run", "mouse", "histology", "row", "probe"]
 
+#: Inputs only a mouse with light-sheet data (a Neuroglancer row) reads.
+LIGHT_SHEET_INPUTS = (
+    "references.ccf_template",
+    "references.template_to_ccf_dir",
+    "references.lca_template",
+)
+NO_LIGHT_SHEET = (
+    "no manifest row of this mouse is a Neuroglancer annotation of a SmartSPIM image, so the run "
+    "uses no light-sheet data: it writes the IBL GUI's bregma picks, the ephys, the channel "
+    "regions and the QC in the CCF, but not the Allen GUI's image-space inputs "
+    "(xyz_picks*_image_space.json, image_space_histology/), which need the mouse's own image"
+)
+
 
 @dataclass(frozen=True)
 class Check:
@@ -211,17 +224,12 @@ def validate(config: PipelineConfig) -> ValidationReport:
             "try --demo to run on a synthetic dataset",
         )
         return report
+    deferred: list[str] = []  # missing inputs that only light-sheet mice need: decided below
     for key, input_path in config.input_paths().items():
         if key == "manifest":
             continue  # checked with the manifests below
-        if key == "references.lca_template" and not input_path.exists():
-            report.add(
-                "run",
-                key,
-                "warning",
-                f"{input_path} not found: the LS -> template registration cannot be checked "
-                "against images (set --references-lca-template)",
-            )
+        if key in LIGHT_SHEET_INPUTS and not input_path.exists():
+            deferred.append(key)
             continue
         report.guard("run", key, found=lambda p: f"{p} (inside the data root)")(
             run_checks.input_exists, input_path, config.data_root, key
@@ -233,6 +241,7 @@ def validate(config: PipelineConfig) -> ValidationReport:
     )
     for path in paths or []:
         report.mice.append(validate_mouse(config, path, report))
+    _check_light_sheet_inputs(config, report, deferred)
     ids = [m.mouse_id for m in report.mice if m.mouse_id]
     for mouse in sorted({i for i in ids if ids.count(i) > 1}):
         files = [str(m.manifest_path) for m in report.mice if m.mouse_id == mouse]
@@ -244,9 +253,31 @@ def validate(config: PipelineConfig) -> ValidationReport:
     return report
 
 
+def _check_light_sheet_inputs(
+    config: PipelineConfig, report: ValidationReport, missing: list[str]
+) -> None:
+    """The missing inputs that only light-sheet mice read: errors when a mouse of the run has
+    light-sheet tracks (the LCA template: a warning), else not needed."""
+    light_sheet = any(r.light_sheet for m in report.mice if m.manifest for r in m.manifest.rows)
+    paths = config.input_paths()
+    for key in missing:
+        path = paths[key]
+        if not light_sheet:
+            report.add("run", key, "ok", f"{path} not found: not needed (no light-sheet data)")
+        elif key == "references.lca_template":
+            report.add(
+                "run",
+                key,
+                "warning",
+                f"{path} not found: the LS -> template registration cannot be checked "
+                "against images (set --references-lca-template)",
+            )
+        else:
+            report.guard("run", key)(run_checks.input_exists, path, config.data_root, key)
+
+
 def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport) -> MouseReport:
     """The checks of one mouse's manifest, asset, transforms, references, probes and tracks."""
-    from .histology import Grids
     from .probes import compute_tracks
     from .shanks import gui_shank_suffixes
 
@@ -270,46 +301,38 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
     if not manifest.rows:
         report.add("mouse", "manifest rows", "error", f"{path}: no valid row", mouse=mid)
         return mouse
-    ctx = report.guard(
-        "mouse", "SmartSPIM asset, frames, transforms", mouse=mid, found=run_checks.asset_found
-    )(MouseContext.prepare, config, manifest)
+    if any(row.light_sheet for row in manifest.rows):
+        ctx = report.guard(
+            "mouse", "SmartSPIM asset, frames, transforms", mouse=mid, found=run_checks.asset_found
+        )(MouseContext.prepare, config, manifest)
+    else:
+        ctx = MouseContext.prepare_ccf(config, manifest)
+        report.add("mouse", "light-sheet data", "warning", NO_LIGHT_SHEET, mouse=mid)
     if ctx is None:
         return mouse
     mouse.context = ctx
     for warning in ctx.warnings:
         report.add("mouse", "asset", "warning", warning, mouse=mid)
-    with heartbeat("transform check (every file read completely)"):
-        cache = CheckCache(cache_root(config.scratch_root))
-        transforms = check_transforms(ctx, cache=cache)  # before any track is computed with them
-    for status, message in transforms.checks():
-        report.add("mouse", "transforms", status, message, mouse=mid)
+    transforms_ok = True
+    if ctx.light_sheet:
+        transforms_ok = _check_light_sheet(config, ctx, report)
     report.guard(
         "mouse",
         "CCF labels and lookup",
         mouse=mid,
         found=lambda lab: f"{len(lab.unique_labels)} lookup entries, grid {lab.header.size}",
     )(lambda: ctx.labels)
-    report.guard("histology", "histology grid", mouse=mid, found=run_checks.grid_found)(
-        Grids.build, ctx
-    )
-    report.guard(
-        "histology",
-        "additional channels share the pyramid",
-        mouse=mid,
-        found=lambda chans: ", ".join(c.name for c in chans) or "no other channel",
-    )(ctx.asset.additional_channels)
-    lca = config.references.lca_template
-    if lca.is_file():
-        report.guard("mouse", "LCA template", mouse=mid, found=lambda h: f"{h.code}, {h.size}")(
-            check_lca_template, lca
-        )
     if not config.skip_ephys:
         run_checks.check_subjects(config, mouse, report)
         run_checks.check_probes(config, mouse, report)
     suffixes, suffix_problems = gui_shank_suffixes(config, manifest)
-    rows = [row for row in manifest.rows if row.line not in suffix_problems]
     # every row in one pass through each chain (the mouse-level transform errors say why not)
-    outcomes = compute_tracks(ctx, rows) if transforms.ok else {}
+    rows = [
+        row
+        for row in manifest.rows
+        if row.line not in suffix_problems and (transforms_ok or not row.light_sheet)
+    ]
+    outcomes = compute_tracks(ctx, rows)
 
     def outcome(line: int) -> ComputedTrack:
         found = outcomes[line]
@@ -332,6 +355,33 @@ def validate_mouse(config: PipelineConfig, path: Path, report: ValidationReport)
                 report.add("row", "track", "warning", warning, key, mid)
     ctx.release_caches()  # the run process holds no volume while the plan runs
     return mouse
+
+
+def _check_light_sheet(config: PipelineConfig, ctx: MouseContext, report: ValidationReport) -> bool:
+    """The checks of a mouse's SmartSPIM asset; whether its transforms may map points."""
+    from .histology import Grids
+
+    mid = ctx.mouse_id
+    with heartbeat("transform check (every file read completely)"):
+        cache = CheckCache(cache_root(config.scratch_root))
+        transforms = check_transforms(ctx, cache=cache)  # before any track is computed with them
+    for status, message in transforms.checks():
+        report.add("mouse", "transforms", status, message, mouse=mid)
+    report.guard("histology", "histology grid", mouse=mid, found=run_checks.grid_found)(
+        Grids.build, ctx
+    )
+    report.guard(
+        "histology",
+        "additional channels share the pyramid",
+        mouse=mid,
+        found=lambda chans: ", ".join(c.name for c in chans) or "no other channel",
+    )(ctx.asset.additional_channels)
+    lca = config.references.lca_template
+    if lca.is_file():
+        report.guard("mouse", "LCA template", mouse=mid, found=lambda h: f"{h.code}, {h.size}")(
+            check_lca_template, lca
+        )
+    return transforms.ok
 
 
 def write_report(config: PipelineConfig, report: ValidationReport) -> Path:
