@@ -130,3 +130,24 @@ def test_bad_co_cpus_exits_2(run_cli):
 def test_usage_error_exits_2(run_cli):
     proc = run_cli("--no-such-flag")
     assert proc.returncode == 2 and "unrecognized arguments" in proc.stderr
+
+
+def test_demo_flag_alone_or_with_a_dataset_name():
+    """``--demo`` alone is the light-sheet demo, ``--demo ccf`` the one without light-sheet
+    data; params.json's boolean spelling still works; anything else is a usage error."""
+    import pytest
+
+    from alignprep.cli import config_from_args
+    from alignprep.errors import ConfigError
+
+    def demo(*argv: str) -> str:
+        return config_from_args(build_parser().parse_args(list(argv))).demo
+
+    assert demo() == "off"
+    assert demo("--demo") == "light_sheet"
+    assert demo("--demo", "ccf") == "ccf"
+    assert demo("--demo", "CCF") == "ccf"
+    assert demo("--params", '{"demo": true}') == "light_sheet"
+    assert demo("--params", '{"demo": false}') == "off"
+    with pytest.raises(ConfigError, match="demo"):
+        demo("--demo", "spim")

@@ -21,9 +21,10 @@ from alignprep.inputs.ccf_tracks import TrackHints
 from alignprep.space.atlas import ccf_um_to_bregma_um
 from alignprep.synthetic.ccf_truth import (
     asymmetric_track_ccf_um,
-    bregma_truth_um,
+    max_error_um,
     mirrored_ml,
     on_grid,
+    second_track_ccf_um,
 )
 from alignprep.synthetic.track_ap_histology import (
     write_histology_processing,
@@ -45,20 +46,11 @@ def truth() -> np.ndarray:
 @pytest.fixture(scope="module")
 def other() -> np.ndarray:
     """Probe 1 of every file (right hemisphere): selecting the wrong probe must show."""
-    return on_grid(
-        asymmetric_track_ccf_um(
-            n_points=6, seed=3, entry_um=(7400.0, 8000.0, 900.0), tip_um=(7800.0, 8600.0, 3800.0)
-        ),
-        10.0,
-    )
+    return on_grid(second_track_ccf_um(), 10.0)
 
 
 def _read(path: Path, track: str, atlas: str | None = None):
     return tracks_ap_histology.read(path, track, TrackHints(atlas=atlas))
-
-
-def _max_error_um(ccf_um: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.abs(ccf_um_to_bregma_um(ccf_um) - bregma_truth_um(truth)).max())
 
 
 def _write(tmp_path: Path, kind: str, version: str, tracks: list[np.ndarray], **kw) -> Path:
@@ -73,10 +65,10 @@ def _write(tmp_path: Path, kind: str, version: str, tracks: list[np.ndarray], **
 def test_second_probe_matches_bregma_truth(tmp_path, kind, version, truth, other):
     path = _write(tmp_path, kind, version, [other, truth])
     track = _read(path, "2")
-    assert _max_error_um(track.ccf_um, truth) < 1.0
+    assert max_error_um(track.ccf_um, truth) < 1.0
     assert (ccf_um_to_bregma_um(track.ccf_um)[:, 0] < 0).all()  # left hemisphere, as the truth
     assert track.quantum_um == 10.0 and track.tool == "ap_histology" and track.track == "2"
-    assert _max_error_um(_read(path, "1").ccf_um, other) < 1.0
+    assert max_error_um(_read(path, "1").ccf_um, other) < 1.0
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -84,19 +76,19 @@ def test_second_probe_matches_bregma_truth(tmp_path, kind, version, truth, other
 def test_single_probe_file(tmp_path, kind, version, truth):
     """One probe: a 1x1 struct, which v7.3 stores in place rather than through references."""
     track = _read(_write(tmp_path, kind, version, [truth]), "probe1")
-    assert _max_error_um(track.ccf_um, truth) < 1.0
+    assert max_error_um(track.ccf_um, truth) < 1.0
 
 
 @pytest.mark.parametrize("text", ["2", "probe2", "Probe 2", "probe_2", " PROBE-2 "])
 def test_probe_number_spellings(tmp_path, text, truth, other):
     path = _write(tmp_path, "probe_ccf", "7", [other, truth])
-    assert _max_error_um(_read(path, text).ccf_um, truth) < 1.0
+    assert max_error_um(_read(path, text).ccf_um, truth) < 1.0
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_processing_annotation_selected_by_label(tmp_path, version, truth, other):
     path = _write(tmp_path, "processing", version, [other, truth], labels=["DiI", "CA1 shank"])
-    assert _max_error_um(_read(path, "CA1 shank").ccf_um, truth) < 1.0
+    assert max_error_um(_read(path, "CA1 shank").ccf_um, truth) < 1.0
 
 
 def test_literal_subscripts_by_hand(tmp_path):
@@ -132,27 +124,27 @@ def test_axis_order_control_lands_in_the_other_hemisphere(tmp_path, monkeypatch,
     path = _write(tmp_path, "probe_ccf", "7", [other, truth])
     monkeypatch.setattr(tracks_ap_histology, "FILE_AXES", ("ML", "DV", "AP"))
     ccf_um = _read(path, "2").ccf_um
-    assert _max_error_um(ccf_um, truth) > 1000.0
+    assert max_error_um(ccf_um, truth) > 1000.0
     assert (ccf_um_to_bregma_um(ccf_um)[:, 0] > 0).all()  # AP subscripts (~620) read as ML
 
 
 def test_zero_based_control_fails_the_comparison(tmp_path, monkeypatch, truth, other):
     path = _write(tmp_path, "processing", "7.3", [other, truth])
     monkeypatch.setattr(tracks_ap_histology, "MATLAB_BASE", 0.0)
-    assert 9.0 < _max_error_um(_read(path, "2").ccf_um, truth) < 11.0
+    assert 9.0 < max_error_um(_read(path, "2").ccf_um, truth) < 11.0
 
 
 def test_mirrored_truth_is_told_apart(tmp_path, truth, other):
     path = _write(tmp_path, "probe_ccf", "7", [other, mirrored_ml(truth, 10.0)])
     ccf_um = _read(path, "2").ccf_um
-    assert _max_error_um(ccf_um, truth) > 1000.0
+    assert max_error_um(ccf_um, truth) > 1000.0
     assert (ccf_um_to_bregma_um(ccf_um)[:, 0] > 0).all()
 
 
 def test_wrong_probe_fails_the_comparison(tmp_path, truth, other):
     path = _write(tmp_path, "probe_ccf", "7.3", [other, truth])
     with pytest.raises(ValueError):  # 6 points vs 9: not even comparable
-        _max_error_um(_read(path, "1").ccf_um, truth)
+        max_error_um(_read(path, "1").ccf_um, truth)
 
 
 # --------------------------------------------------------------------------- refusals
@@ -189,7 +181,7 @@ def test_zero_padded_ibl_style_number_refused(tmp_path, truth, other):
 def test_number_whose_label_names_another_number_warns(tmp_path, truth, other):
     path = _write(tmp_path, "processing", "7.3", [other, truth], labels=["probe 2", "probe 3"])
     track = _read(path, "2")
-    assert _max_error_um(track.ccf_um, truth) < 1.0
+    assert max_error_um(track.ccf_um, truth) < 1.0
     assert track.warnings and "'probe 3'" in track.warnings[0]
     assert not _read(_write(tmp_path / "plain", "processing", "7", [other, truth]), "2").warnings
 
@@ -247,4 +239,4 @@ def test_probe_without_points_refused(tmp_path, truth):
 def test_other_atlas_refused(tmp_path, truth):
     path = _write(tmp_path, "probe_ccf", "7", [truth])
     _refused(path, "1", "allen_mouse_25um", "10 um", atlas="allen_mouse_25um")
-    assert _max_error_um(_read(path, "1", atlas="allen_mouse_10um").ccf_um, truth) < 1.0
+    assert max_error_um(_read(path, "1", atlas="allen_mouse_10um").ccf_um, truth) < 1.0

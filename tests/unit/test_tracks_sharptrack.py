@@ -23,8 +23,10 @@ from alignprep.space.atlas import ccf_um_to_bregma_um
 from alignprep.synthetic.ccf_truth import (
     asymmetric_track_ccf_um,
     bregma_truth_um,
+    max_error_um,
     mirrored_ml,
     on_grid,
+    second_track_ccf_um,
 )
 from alignprep.synthetic.track_sharptrack import write_point_rows, write_probe_points
 
@@ -39,21 +41,12 @@ def truth() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def other() -> np.ndarray:
-    """A second, different probe (probe 1 of the file): selecting the wrong one must show."""
-    return on_grid(
-        asymmetric_track_ccf_um(
-            n_points=6, seed=3, entry_um=(7400.0, 8000.0, 900.0), tip_um=(7800.0, 8600.0, 3800.0)
-        ),
-        10.0,
-    )
+    """Probe 1 of every file (right hemisphere): selecting the wrong probe must show."""
+    return on_grid(second_track_ccf_um(), 10.0)
 
 
 def _read(path: Path, track: str, atlas: str | None = None):
     return tracks_sharptrack.read(path, track, TrackHints(atlas=atlas))
-
-
-def _max_error_um(ccf_um: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.abs(ccf_um_to_bregma_um(ccf_um) - bregma_truth_um(truth)).max())
 
 
 # --------------------------------------------------------------------------- against truth
@@ -111,18 +104,18 @@ def test_v73_storage_is_transposed_references(tmp_path, truth, other):
 def test_wrong_plane_table_fails_the_comparison(tmp_path, truth, monkeypatch):
     """Reading a sagittal file with the coronal column order must miss by millimetres."""
     path = write_probe_points(tmp_path / "probe_points.mat", [truth], "sagittal")
-    assert _max_error_um(_read(path, "sagittal_1").ccf_um, truth) <= 1.0
+    assert max_error_um(_read(path, "sagittal_1").ccf_um, truth) <= 1.0
     table = dict(tracks_sharptrack.PLANE_COLUMNS_APDVML)
     table["sagittal"] = table["coronal"]
     monkeypatch.setattr(tracks_sharptrack, "PLANE_COLUMNS_APDVML", table)
-    assert _max_error_um(_read(path, "sagittal_1").ccf_um, truth) > 1000.0
+    assert max_error_um(_read(path, "sagittal_1").ccf_um, truth) > 1000.0
 
 
 def test_wrong_plane_in_the_track_id_is_silent_and_wrong(tmp_path, truth):
     """The file cannot tell its plane: a wrong plane in the manifest gives wrong points."""
     path = write_probe_points(tmp_path / "probe_points.mat", [truth], "coronal")
     for wrong in ("sagittal", "transverse"):
-        assert _max_error_um(_read(path, f"{wrong}_1").ccf_um, truth) > 1000.0
+        assert max_error_um(_read(path, f"{wrong}_1").ccf_um, truth) > 1000.0
 
 
 def test_one_based_offset_is_applied(tmp_path, truth):
@@ -130,8 +123,8 @@ def test_one_based_offset_is_applied(tmp_path, truth):
     path = write_probe_points(tmp_path / "probe_points.mat", [truth], "coronal")
     raw = scipy.io.loadmat(str(path))["pointList"]["pointList"][0, 0][0, 0]
     no_offset = raw[:, [0, 2, 1]] * 10.0  # (ML, AP, DV) without the -1
-    assert _max_error_um(no_offset, truth) >= 10.0
-    assert _max_error_um(_read(path, "coronal_1").ccf_um, truth) <= 1.0
+    assert max_error_um(no_offset, truth) >= 10.0
+    assert max_error_um(_read(path, "coronal_1").ccf_um, truth) <= 1.0
 
 
 @pytest.mark.parametrize("plane", PLANES)

@@ -134,3 +134,17 @@ def as_points(values: object, what: str, file: Path, track: str) -> np.ndarray:
     if not np.isfinite(points).all():
         raise InputError(f"{what} hold NaN or infinite values", file=file, layer=track)
     return points
+
+
+def check_atlas(hints: TrackHints, expected: str, why: str, file: Path, track: str) -> None:
+    """Refuse a manifest ``atlas`` cell other than blank or ``expected`` (the atlas the file's
+    numbers are in, for the reason ``why``)."""
+    atlas = (hints.atlas or "").strip().lower()
+    if atlas and atlas != expected:
+        raise InputError(
+            f"the manifest's atlas is {hints.atlas!r}, but {why}; expected atlas {expected!r} "
+            "or blank",
+            file=file,
+            layer=track,
+            key="atlas",
+        )

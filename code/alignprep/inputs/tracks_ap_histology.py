@@ -26,7 +26,7 @@ import scipy.io
 from scipy.io.matlab import MatlabFunction, MatlabObject, MatlabOpaque
 
 from ..errors import InputError
-from .ccf_tracks import CcfTrack, TrackHints, as_points
+from .ccf_tracks import CcfTrack, TrackHints, as_points, check_atlas
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,10 @@ def read(path: Path, track: str, hints: TrackHints) -> CcfTrack:
         Not an AP_histology file, a missing field, a bad selection or bad points.
     """
     path = Path(path)
-    _check_atlas(hints, path, track)
+    check_atlas(
+        hints, ATLASES[0], "AP_histology always stores subscripts of the Allen CCF 10 um volume",
+        path, track,
+    )  # fmt: skip
     variables = _load(path, track)
     warnings: tuple[str, ...] = ()
     if PROBE_VARIABLE in variables:
@@ -96,18 +99,6 @@ def subscripts_to_ccf_um(subscripts: np.ndarray) -> np.ndarray:
     """AP_histology (AP, DV, ML) 1-based 10 um subscripts -> F7 (ML, AP, DV) um."""
     columns = [FILE_AXES.index(axis) for axis in F7_AXES]
     return (np.asarray(subscripts, float)[:, columns] - MATLAB_BASE) * VOXEL_UM
-
-
-def _check_atlas(hints: TrackHints, path: Path, track: str) -> None:
-    atlas = (hints.atlas or "").strip().lower()
-    if atlas and atlas not in ATLASES:
-        raise InputError(
-            f"the manifest's atlas is {hints.atlas!r}, but AP_histology always stores subscripts "
-            f"of the Allen CCF 10 um volume; expected an empty atlas cell or {ATLASES[0]}",
-            file=path,
-            layer=track,
-            key="atlas",
-        )
 
 
 def _select(track: str, count: int, labels: list[str | None], path: Path, what: str) -> int:

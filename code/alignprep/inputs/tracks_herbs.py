@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from .ccf_tracks import CcfTrack, TrackHints, as_points
+from .ccf_tracks import CcfTrack, TrackHints, as_points, check_atlas
 
 log = logging.getLogger(__name__)
 
@@ -312,19 +312,6 @@ def _picks(probe: dict, path: Path, track: str) -> np.ndarray | None:
     return np.concatenate(arrays) if arrays else None
 
 
-def _check_atlas(hints: TrackHints, voxel_um: float, path: Path, track: str) -> None:
-    atlas = (hints.atlas or "").strip().lower()
-    expected = f"allen_mouse_{voxel_um:g}um"
-    if atlas and atlas != expected:
-        raise InputError(
-            f"atlas {hints.atlas!r}, but the file's micrometres / voxels give {voxel_um:g} um "
-            f"voxels; expected atlas {expected!r} or blank",
-            file=path,
-            layer=track,
-            key="atlas",
-        )
-
-
 def read(path: Path, track: str, hints: TrackHints) -> CcfTrack:
     """One probe of a HERBS merged-probe ``.pkl``, in CCF um (F7).
 
@@ -360,7 +347,10 @@ def read(path: Path, track: str, hints: TrackHints) -> CcfTrack:
             layer=track,
         )
     voxel_um = voxel_size_um(probe, path, track)
-    _check_atlas(hints, voxel_um, path, track)
+    check_atlas(
+        hints, f"allen_mouse_{voxel_um:g}um",
+        f"the file's micrometres / voxels give {voxel_um:g} um voxels", path, track,
+    )  # fmt: skip
     bregma = herbs_bregma_vox(probe, path, track)
     picks = _picks(probe, path, track)
     if picks is not None and len(picks) >= 2:

@@ -40,7 +40,7 @@ import numpy as np
 import scipy.io
 
 from ..errors import InputError
-from .ccf_tracks import CcfTrack, TrackHints, as_points
+from .ccf_tracks import CcfTrack, TrackHints, as_points, check_atlas
 
 log = logging.getLogger("alignprep.inputs.tracks_sharptrack")
 
@@ -223,18 +223,6 @@ def probe_point_arrays(path: Path, track: str = "") -> tuple[list[np.ndarray], s
 # ---------------------------------------------------------------------------------- reader
 
 
-def _check_atlas(hints: TrackHints, path: Path, track: str) -> None:
-    atlas = (hints.atlas or "").strip().lower()
-    if atlas and atlas != ATLAS:
-        raise InputError(
-            f"atlas {hints.atlas!r}: SHARP-Track points are voxels of the 10 um Allen volume "
-            f"(annotation_volume_10um_by_index.npy); expected atlas {ATLAS!r} or blank",
-            file=path,
-            layer=track,
-            key="atlas",
-        )
-
-
 def _check_range(values: np.ndarray, plane: str, path: Path, track: str) -> None:
     """Refuse values outside the 1-based volume (with a voxel of slack for screen rounding)."""
     columns = PLANE_COLUMNS_APDVML[plane]
@@ -278,7 +266,10 @@ def read(path: Path, track: str, hints: TrackHints) -> CcfTrack:
     """
     path = Path(path)
     plane, number = parse_track_id(track, path)
-    _check_atlas(hints, path, track)
+    check_atlas(
+        hints, ATLAS, "SHARP-Track points are voxels of the 10 um Allen volume "
+        "(annotation_volume_10um_by_index.npy)", path, track,
+    )  # fmt: skip
     probes, version = probe_point_arrays(path, track)
     if not 1 <= number <= len(probes):
         raise InputError(

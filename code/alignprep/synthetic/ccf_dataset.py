@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..space import atlas
-from .tracks import default_tracks, sorted_recording
+from .tracks import MANIFEST_COLUMNS, default_tracks, sorted_recording
 from .volumes import brain_volumes, write_ccf_volumes, write_json
 
 BUILT_NAME = "built.json"
@@ -132,17 +132,7 @@ def _write_csv(path: Path, specs, truth_tracks: dict[str, dict[str, Any]]) -> No
 
 def _write_manifest(path: Path, mouse_id: str, specs) -> Path:
     """One row per (track x shank): the format, the file and the hemisphere of each track."""
-    cols = [
-        "mouseid",
-        "sorted_recording",
-        "probe_file",
-        "histology_track_id",
-        "ephys_collection",
-        "annotation_format",
-        "histology_shank",
-        "ephys_shank",
-        "hemisphere",
-    ]
+    cols = [*MANIFEST_COLUMNS, "hemisphere"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=cols, lineterminator="\n")
     writer.writeheader()

@@ -32,6 +32,19 @@ def asymmetric_track_ccf_um(
     return points
 
 
+def second_track_ccf_um() -> np.ndarray:
+    """A different track in the right hemisphere (six picks): the other probe of a file, so
+    that selecting the wrong probe shows."""
+    return asymmetric_track_ccf_um(
+        n_points=6, seed=3, entry_um=(7400.0, 8000.0, 900.0), tip_um=(7800.0, 8600.0, 3800.0)
+    )
+
+
+def max_error_um(ccf_um: np.ndarray, truth_ccf_um: np.ndarray) -> float:
+    """The largest coordinate difference of two tracks in IBL bregma um (iblatlas's conversion)."""
+    return float(np.abs(bregma_truth_um(ccf_um) - bregma_truth_um(truth_ccf_um)).max())
+
+
 def on_grid(ccf_um: np.ndarray, voxel_um: float) -> np.ndarray:
     """The points moved to the nearest voxel centre of a ``voxel_um`` grid (voxel k at k*voxel)."""
     return np.round(np.asarray(ccf_um, float) / voxel_um) * voxel_um

@@ -168,20 +168,23 @@ def write_ng_state(path: Path, image_layers: list[dict[str, Any]], spec: Any, un
     return path
 
 
+#: The columns of the synthetic manifests.
+MANIFEST_COLUMNS = [
+    "mouseid",
+    "sorted_recording",
+    "probe_file",
+    "histology_track_id",
+    "ephys_collection",
+    "annotation_format",
+    "histology_shank",
+    "ephys_shank",
+]
+
+
 def write_manifest(path: Path, spec: Any, probe_files: dict[str, Path]) -> Path:
     """One row per (track x shank)."""
     buf = io.StringIO()
-    cols = [
-        "mouseid",
-        "sorted_recording",
-        "probe_file",
-        "histology_track_id",
-        "ephys_collection",
-        "annotation_format",
-        "histology_shank",
-        "ephys_shank",
-    ]
-    writer = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for track in spec.tracks:
         row = {k: ("" if v is None else v) for k, v in track.manifest_fields().items()}
