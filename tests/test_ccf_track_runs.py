@@ -154,3 +154,35 @@ def test_a_hemisphere_that_disagrees_fails_those_tracks_of_either_kind(dataset, 
     mouse = outputs.mouse_dir(results, MOUSE)
     assert not list(mouse.rglob("xyz_picks*.json"))
     assert items["histology"]["status"] == "ok"
+
+
+def test_an_edited_track_file_reruns_only_what_reads_it(ccf_run, tmp_path):
+    """The re-run fingerprint of a tool's track holds its file: editing the CSV re-runs its
+    four tracks, its probe's regions and the figures that draw them; ProbeA stays unchanged."""
+    ds, results = ccf_run
+    data, out = tmp_path / "data", tmp_path / "out"
+    shutil.copytree(ds.data_root, data, symlinks=True)
+    shutil.copytree(results, out, symlinks=True)
+    proc = _run(data, out, "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    counts = json.loads((outputs.mouse_dir(out, CCF_MOUSE) / "run_report.json").read_text())
+    assert counts["counts"]["ok"] == 1  # the datapackage only: nothing else re-ran
+    csv_path = data / "probe_tracks" / "ProbeB_tracks.csv"
+    lines = csv_path.read_text().splitlines()
+    cells = lines[1].split(",")
+    cells[1] = f"{float(cells[1]) + 5.0:.3f}"  # the first pick of ProbeB_a, 5 um to the right
+    csv_path.write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    proc = _run(data, out, "--n-jobs", "1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((outputs.mouse_dir(out, CCF_MOUSE) / "run_report.json").read_text())
+    rerun = sorted(i["name"] for i in report["items"] if i["status"] == "ok")
+    recording = f"ecephys_{CCF_MOUSE}_2025-01-15_10-00-00"
+    assert rerun == sorted(
+        [
+            *(f"track {recording}/ProbeB/ProbeB_{c}_shank{k + 1}" for k, c in enumerate("abcd")),
+            f"channel regions {recording}/ProbeB",
+            "qc mouse",
+            f"qc probe {recording}/ProbeB",
+            "datapackage",
+        ]
+    )
