@@ -30,6 +30,7 @@ from ..errors import AlignprepError
 from ..logs import get_logger
 from ..work import QcTrack, QcWork, StageResult, Status
 from .context import MouseContext
+from .qc_numbers import KeyNumber, Volumes, key_numbers, picks_lps_mm, probe_dir, track_ccf_um
 
 log = get_logger("stages.qc")
 
@@ -46,17 +47,6 @@ class FigureEntry:
     group: str = ""  # the track or probe it shows ("" for the mouse)
 
 
-@dataclass(frozen=True)
-class KeyNumber:
-    """One number a reviewer checks (picks per track, units per probe, ...)."""
-
-    name: str
-    value: float
-    description: str
-    modality: str
-    group: str = ""
-
-
 #: A track's registration overlay shows this far around the track's centroid (mm): the
 #: boundaries its channels will be assigned by, at several pixels per voxel.
 TRACK_VIEW_HALF_MM = 2.5
@@ -66,25 +56,6 @@ TRACK_VIEW_HALF_MM = 2.5
 class _Job:
     entry: FigureEntry
     draw: Callable[[], Any]  # -> matplotlib Figure
-
-
-class _Volumes:
-    """The image-space volumes, each read once, on first use."""
-
-    def __init__(self) -> None:
-        self._cache: dict[Path, Any] = {}
-
-    def get(self, path: Path) -> Any:
-        from ..qc.grid import read_display_volume
-
-        if path not in self._cache:
-            self._cache[path] = read_display_volume(path)
-        return self._cache[path]
-
-
-def _picks_lps_mm(config: PipelineConfig, mouse_id: str, track: QcTrack) -> np.ndarray | None:
-    path = outputs.track_paths(config.results_root, mouse_id, track.stem, "")["spim_fcsv"]
-    return outputs.fcsv_points(path.read_bytes()) if path.is_file() else None
 
 
 def _channels(ctx: MouseContext) -> list[tuple[str, Path]]:
@@ -97,7 +68,7 @@ def _channels(ctx: MouseContext) -> list[tuple[str, Path]]:
 
 
 def _registration_jobs(
-    ctx: MouseContext, work: QcWork, notes: list[str], vols: _Volumes
+    ctx: MouseContext, work: QcWork, notes: list[str], vols: Volumes
 ) -> Iterator[_Job]:
     from ..qc import registration as reg
 
@@ -110,7 +81,7 @@ def _registration_jobs(
         notes.append("registration overlay: the image-space channel or labels are missing")
         return
     on_images = [t for t in work.tracks if t.light_sheet]
-    picks = {t.stem: _picks_lps_mm(config, mid, t) for t in on_images}
+    picks = {t.stem: picks_lps_mm(config, mid, t) for t in on_images}
     centres: list[tuple[str, str, str | None]] = [("centre", "the brain centre", None)]
     centres += [(t.stem, f"the centroid of {t.stem}", t.stem) for t in on_images]
     for key, where, stem in centres:
@@ -151,7 +122,7 @@ def _atlas_jobs(ctx: MouseContext, work: QcWork) -> Iterator[_Job]:
     config, mid = ctx.config, ctx.mouse_id
     tracks = []
     for t in work.tracks:
-        points = _ccf_um(config, mid, t)
+        points = track_ccf_um(config, mid, t)
         if points is not None:
             tracks.append(av.AtlasTrack(t.stem, f"{t.recording_id}/{t.collection}", points))
     if not tracks:
@@ -179,13 +150,13 @@ def _track_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
     if not channels:
         notes.append("tracks on histology: no image-space channel")
         return
-    vols = _Volumes()  # each channel read once for every track
+    vols = Volumes()  # each channel read once for every track
     caption = (
         "Maximum over a 300 um slab containing the line fitted to the picks (magenta dots), "
         "for every channel; ticks every 500 um above the deepest pick."
     )
     for track in work.tracks:
-        picks = _picks_lps_mm(ctx.config, ctx.mouse_id, track)
+        picks = picks_lps_mm(ctx.config, ctx.mouse_id, track)
         if picks is None:
             notes.append(f"track {track.stem}: no track files (its item failed): no slab")
             continue
@@ -201,15 +172,10 @@ def _track_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
         yield _Job(entry, draw)
 
 
-def _probe_dir(ctx: MouseContext, work: QcWork) -> Path:
-    rec, coll = work.probe.split("/", 1)
-    return outputs.probe_dir(ctx.config.results_root, ctx.mouse_id, rec, coll)
-
-
 def _probe_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_Job]:
     from ..qc import probe_summary as ps
 
-    folder = _probe_dir(ctx, work)
+    folder = probe_dir(ctx, work)
     if not (folder / "channels.localCoordinates.npy").is_file():
         notes.append(f"probe {work.probe}: no channel table (its ephys failed): no summary")
         return
@@ -235,105 +201,10 @@ def _probe_jobs(ctx: MouseContext, work: QcWork, notes: list[str]) -> Iterator[_
         yield _Job(entry, draw)
 
 
-#: A track is "inside the brain" when its deepest pick and at least this fraction of its picks
-#: lie in labelled voxels (the surface pick, at the brain's edge, may fall just outside).
-INSIDE_FRACTION = 0.8
-
-
-def _ccf_um(config: PipelineConfig, mouse_id: str, track: QcTrack) -> np.ndarray | None:
-    path = outputs.track_paths(config.results_root, mouse_id, track.stem, "")["ccf_um"]
-    if not path.is_file():
-        return None
-    return np.asarray(json.loads(path.read_text())["ccf_mlapdv_um"], dtype=float)
-
-
-def _mouse_numbers(ctx: MouseContext, work: QcWork, vols: _Volumes) -> list[KeyNumber]:
-    """Tracks inside the brain (see :data:`INSIDE_FRACTION`): a light-sheet track by the
-    image-space labels, a tracing tool's track by the CCF labels; a tool's track's picks."""
-    from ..space.atlas import ccf_um_to_ccf_lps_mm
-
-    config, mid = ctx.config, ctx.mouse_id
-    labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
-    image_labels = ctx.light_sheet and labels_path.is_file()
-    if not work.tracks or (not image_labels and all(t.light_sheet for t in work.tracks)):
-        return []
-    from ..qc.track_slab import fit_line
-
-    inside, out = 0, []
-    for t in work.tracks:
-        if t.light_sheet:
-            picks = _picks_lps_mm(config, mid, t) if image_labels else None
-            if picks is None:
-                continue
-            labels = vols.get(labels_path)
-            idx = np.round(labels.index_of(picks)).astype(int)
-            ok = np.all((idx >= 0) & (idx < labels.data.shape), axis=1)
-            labelled = np.zeros(len(picks), dtype=bool)
-            labelled[ok] = labels.data[tuple(idx[ok].T)] != 0
-        else:
-            ccf_um = _ccf_um(config, mid, t)
-            if ccf_um is None:
-                continue
-            picks = ccf_um_to_ccf_lps_mm(ccf_um)
-            labelled = ctx.labels.ids_at(picks) != 0
-            out.append(
-                KeyNumber(f"picks {t.stem}", len(picks), "Picks of the track", "SPIM", t.stem)
-            )
-        deepest = int(np.argmax(fit_line(picks).along_mm(picks))) if len(picks) > 1 else 0
-        inside += int(labelled[deepest] and labelled.mean() >= INSIDE_FRACTION)
-    kinds = {t.light_sheet for t in work.tracks}
-    where = {
-        frozenset({True}): f"labels_in_{mid}",
-        frozenset({False}): "the CCF labels",
-    }.get(frozenset(kinds), f"labels_in_{mid} (light-sheet tracks) or the CCF labels (others)")
-    description = (
-        f"Tracks whose deepest pick and at least {INSIDE_FRACTION:.0%} of all picks lie in a "
-        f"labelled voxel of {where} (of {len(work.tracks)} planned)"
-    )
-    return [KeyNumber("tracks inside the brain", inside, description, "SPIM"), *out]
-
-
-def _track_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
-    out = []
-    for t in work.tracks:
-        picks = _picks_lps_mm(ctx.config, ctx.mouse_id, t)
-        if picks is not None:
-            out.append(
-                KeyNumber(f"picks {t.stem}", len(picks), "Picks of the track", "SPIM", t.stem)
-            )
-    return out
-
-
-def _probe_numbers(ctx: MouseContext, work: QcWork) -> list[KeyNumber]:
-    from ..qc.probe_data import REGION_IDS
-
-    folder, name = _probe_dir(ctx, work), work.probe
-    out = []
-    clusters = folder / "clusters.channels.npy"
-    if clusters.is_file():
-        out.append(
-            KeyNumber(
-                f"units {name}", len(np.load(clusters)), "Units of the probe", "ECEPHYS", name
-            )
-        )
-    regions = outputs.channel_regions_dir(folder) / REGION_IDS
-    if regions.is_file():
-        ids = np.load(regions)
-        description = (
-            "Fraction of the probe's channels inside a labelled CCF region (from the histology "
-            "track, before alignment)"
-        )
-        fraction = round(float(np.mean(ids != 0)), 6) if ids.size else 0.0
-        out.append(
-            KeyNumber(f"channels with a region {name}", fraction, description, "ECEPHYS", name)
-        )
-    return out
-
-
 def _scope(
     ctx: MouseContext, work: QcWork, notes: list[str]
 ) -> tuple[Iterator[_Job], list[KeyNumber]]:
-    vols = _Volumes()  # the mouse's registration channel and labels, read once for all
+    vols = Volumes()  # the mouse's registration channel and labels, read once for all
     if work.scope == "mouse":
         jobs = [*_registration_jobs(ctx, work, notes, vols), *_atlas_jobs(ctx, work)]
     elif work.scope == "tracks":
@@ -341,19 +212,11 @@ def _scope(
     else:
         jobs = list(_probe_jobs(ctx, work, notes))
     try:
-        numbers = _numbers(ctx, work, vols)
+        numbers = key_numbers(ctx, work, vols)
     except (AlignprepError, ValueError, OSError) as exc:  # an unreadable output: say so, go on
         notes.append(f"key numbers not counted ({type(exc).__name__}: {exc})")
         numbers = []
     return iter(jobs), numbers
-
-
-def _numbers(ctx: MouseContext, work: QcWork, vols: _Volumes) -> list[KeyNumber]:
-    if work.scope == "mouse":
-        return _mouse_numbers(ctx, work, vols)
-    if work.scope == "tracks":
-        return _track_numbers(ctx, work)
-    return _probe_numbers(ctx, work)
 
 
 def index_path(config: PipelineConfig, work: QcWork) -> Path:
