@@ -82,6 +82,8 @@ def test_the_run_says_what_it_did_not_write_and_why(ccf_run):
     assert not any("histology" in n for n in names)
     qc = sorted(p.name for p in outputs.qc_dir(results, CCF_MOUSE).glob("*.png"))
     assert "tracks_ccf.png" in qc and not any(n.startswith(("registration_", "track_")) for n in qc)
+    page = (outputs.qc_dir(results, CCF_MOUSE) / "index.html").read_text()
+    assert "no light-sheet data: the tracks, traced with other tools in the CCF" in page
     document = json.loads((mouse / "quality_control.json").read_text())
     numbers = {m["name"]: m["value"] for m in document["metrics"] if m.get("reference") is None}
     assert numbers["tracks inside the brain"] == 5
@@ -134,6 +136,8 @@ def test_a_mixed_manifest_runs_both_kinds_of_track_in_one_run(dataset, tmp_path)
     qc = {p.name for p in outputs.qc_dir(results, MOUSE).glob("*.png")}
     assert "registration_ProbeA_track.png" not in qc and "track_ProbeA_track.png" not in qc
     assert {"registration_ProbeB_a_shank1.png", "track_ProbeB_a_shank1.png"} <= qc
+    page = (outputs.qc_dir(results, MOUSE) / "index.html").read_text()
+    assert "track ProbeA_track: traced in the CCF with another tool" in page
     readme = (results / "README.md").read_text()
     assert "| all | not produced (traced in the CCF) | `xyz_picks.json` |" in readme
 

@@ -74,13 +74,22 @@ def _registration_jobs(
 
     config, mid = ctx.config, ctx.mouse_id
     if not ctx.light_sheet:
-        return  # no image of this mouse: its tracks are shown in the CCF only
+        notes.append(
+            "no light-sheet data: the tracks, traced with other tools in the CCF, are shown in "
+            "the atlas view only (no registration overlay, no histology slab)"
+        )
+        return
     labels_path = outputs.histology_paths(config.results_root, mid)["labels"]
     reg_name, reg_path = _channels(ctx)[0]
     if not (reg_path.is_file() and labels_path.is_file()):
         notes.append("registration overlay: the image-space channel or labels are missing")
         return
     on_images = [t for t in work.tracks if t.light_sheet]
+    notes += [
+        f"track {t.stem}: traced in the CCF with another tool: shown in the atlas view only"
+        for t in work.tracks
+        if not t.light_sheet
+    ]
     picks = {t.stem: picks_lps_mm(config, mid, t) for t in on_images}
     centres: list[tuple[str, str, str | None]] = [("centre", "the brain centre", None)]
     centres += [(t.stem, f"the centroid of {t.stem}", t.stem) for t in on_images]
