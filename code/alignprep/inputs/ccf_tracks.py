@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..reads import note_file, note_listing
+from ..reads import note_file
+from .locate import one_file_below
 
 #: ``annotation_format`` values of the manifest -> the module that reads them. ``neuroglancer``
 #: (alias ``json``) is the light-sheet path (:mod:`alignprep.inputs.neuroglancer`).
@@ -84,35 +85,9 @@ def find_track_file(data_root: Path, probe_file: str, mouse_id: str) -> Path:
     Tools write fixed names (``probe_ccf.mat``), so when several folders hold the name, the one
     whose folder name contains the mouse id is taken; anything else ambiguous is refused.
     """
-    data_root = Path(data_root)
-    pattern = data_root / "*" / probe_file
-    if not probe_file or "/" in probe_file or "\\" in probe_file or probe_file in (".", ".."):
-        raise InputError(
-            f"probe_file {probe_file!r} is not a plain file name; expected a basename",
-            file=pattern,
-            key="probe_file",
-        )
-    note_listing(data_root, f"*/{probe_file}")
-    matches = sorted(d / probe_file for d in data_root.iterdir() if (d / probe_file).is_file())
-    if len(matches) > 1:
-        mine = [m for m in matches if mouse_id and mouse_id in m.parent.name]
-        if len(mine) == 1:
-            matches = mine
-    if not matches:
-        raise InputError(
-            "no track file matches; expected exactly one, one folder below data_root (give the "
-            "file name with its extension)",
-            file=pattern,
-            key="probe_file",
-        )
-    if len(matches) > 1:
-        raise InputError(
-            f"{len(matches)} track files match ({', '.join(map(str, matches))}) and none or "
-            f"several are in a folder named after mouse {mouse_id!r}; expected exactly one",
-            file=pattern,
-            key="probe_file",
-        )
-    return note_file(matches[0])
+    hint = " (give the file name with its extension)"
+    found = one_file_below(data_root, probe_file, probe_file, "track file", hint, mouse_id)
+    return note_file(found)
 
 
 def as_points(values: object, what: str, file: Path, track: str) -> np.ndarray:

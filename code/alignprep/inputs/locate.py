@@ -23,6 +23,48 @@ def single_top_level_file(data_root: Path, pattern: str, what: str, flag: str = 
     return matches[0]
 
 
+def one_file_below(
+    data_root: Path, cell: str, name: str, what: str, hint: str = "", mouse_id: str = ""
+) -> Path:
+    """``data_root/*/<name>``: the one file of that name exactly one folder below the data root.
+
+    ``cell`` is the manifest value the name comes from (a plain name, never a path). With
+    ``mouse_id``, when several folders hold the name, the one whose folder name contains the
+    mouse id is taken (tools write fixed names). InputError names the pattern, or every match.
+    """
+    data_root = Path(data_root)
+    pattern = data_root / "*" / name
+    if not cell or "/" in cell or "\\" in cell or cell in (".", ".."):
+        msg = f"probe_file {cell!r} is not a plain file name; expected a basename"
+        raise InputError(msg, file=pattern, key="probe_file")
+    if not data_root.is_dir():
+        raise InputError("data_root is not a directory", file=data_root)
+    note_listing(data_root, f"*/{name}")
+    matches = sorted(d / name for d in data_root.iterdir() if (d / name).is_file())
+    if len(matches) > 1 and mouse_id:
+        mine = [m for m in matches if mouse_id in m.parent.name]
+        matches = mine if len(mine) == 1 else matches
+    if not matches:
+        raise InputError(
+            f"no {what} matches; expected exactly one, one folder below data_root{hint}",
+            file=pattern,
+            key="probe_file",
+        )
+    if len(matches) > 1:
+        mice = (
+            f" and none or several are in a folder named after mouse {mouse_id!r}"
+            if mouse_id
+            else ""
+        )
+        raise InputError(
+            f"{len(matches)} {what}s match ({', '.join(map(str, matches))}){mice}; "
+            "expected exactly one",
+            file=pattern,
+            key="probe_file",
+        )
+    return matches[0]
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``; InputError naming the file otherwise."""
     try:

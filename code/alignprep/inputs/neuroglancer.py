@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..reads import note_listing
+from .locate import one_file_below
 from .ng_sources import ASSET_MARKER, asset_channel, parse_source
 from .ng_state import entry_url, read_state, source_entries, state_layers
 from .ng_tracks import TrackPoints, to_level0_index, track_points
@@ -250,28 +250,5 @@ def find_probe_file(data_root: Path, probe_file: str) -> Path:
     InputError
         No match (the message names the pattern), or more than one (every match is listed).
     """
-    data_root = Path(data_root)
-    pattern = data_root / "*" / f"{probe_file}.json"
-    if not probe_file or "/" in probe_file or probe_file in (".", ".."):
-        msg = f"probe_file {probe_file!r} is not a plain file name; expected a basename"
-        raise InputError(msg, file=pattern, key="probe_file")
-    if not data_root.is_dir():
-        raise InputError("data_root is not a directory", file=data_root)
-    name = f"{probe_file}.json"
-    note_listing(data_root, f"*/{name}")
-    matches = sorted(d / name for d in data_root.iterdir() if (d / name).is_file())
-    if not matches:
-        hint = " (give probe_file without '.json')" if probe_file.endswith(".json") else ""
-        raise InputError(
-            f"no annotation file matches; expected exactly one, one folder below data_root{hint}",
-            file=pattern,
-            key="probe_file",
-        )
-    if len(matches) > 1:
-        raise InputError(
-            f"{len(matches)} annotation files match ({', '.join(map(str, matches))}); "
-            "expected exactly one",
-            file=pattern,
-            key="probe_file",
-        )
-    return matches[0]
+    hint = " (give probe_file without '.json')" if probe_file.endswith(".json") else ""
+    return one_file_below(data_root, probe_file, f"{probe_file}.json", "annotation file", hint)
