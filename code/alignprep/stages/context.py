@@ -71,10 +71,7 @@ class MouseContext:
     def prepare_ccf(cls, config: PipelineConfig, manifest: Manifest) -> MouseContext:
         """The context of a mouse without light-sheet data: every track comes from a tracing
         tool already in the CCF, so only the CCF labels of the data root are needed."""
-        with recording() as reads:
-            ctx = cls(config=config, mouse_id=manifest.mouse_id)
-        ctx.reads = reads
-        return ctx
+        return cls(config=config, mouse_id=manifest.mouse_id)  # reads nothing until used
 
     @property
     def light_sheet(self) -> bool:

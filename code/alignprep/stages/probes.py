@@ -20,7 +20,7 @@ from .. import outputs
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..inputs import neuroglancer as ng
-from ..inputs.ccf_tracks import TrackHints, find_track_file, reader
+from ..inputs.ccf_tracks import CcfTrack, TrackHints, find_track_file, reader
 from ..inputs.locate import confine
 from ..inputs.manifest import Manifest, ManifestRow
 from ..inputs.track_checks import MAX_TRACK_MM, MIN_TRACK_MM, check_hemisphere, check_track
@@ -117,30 +117,33 @@ def compute_tracks(
 
 def _ccf_outcome(ctx: MouseContext, row: ManifestRow) -> ComputedTrack | InputError | OSError:
     """One tracing tool's track: read, checked, in every CCF frame (no light-sheet frame)."""
+    layer = row.histology_track_id
     try:
         with recording() as reads:
             path = find_track_file(ctx.config.data_root, row.probe_file, ctx.mouse_id)
-            confine(path, ctx.config.data_root, "probe_file")
-            track = reader(row.annotation_format)(path, row.histology_track_id, hints(row))
+            track = _read_track(confine(path, ctx.config.data_root, "probe_file"), row)
             ccf_um = track.ccf_um[np.argsort(track.ccf_um[:, 2], kind="stable")]  # entry first
-            bregma_um, warnings = check_track(ccf_um, path, row.histology_track_id, row.hemisphere)
+            bregma_um, warnings = check_track(ccf_um, path, layer, row.hemisphere)
             frames = {
                 "ccf_lps_mm": atlas.ccf_um_to_ccf_lps_mm(ccf_um),
                 "ccf_um": ccf_um,
                 "bregma_um": bregma_um,
             }
-            layer = row.histology_track_id
             computed = _checked(ctx, frames, path, layer, [*track.warnings, *warnings])
         return dataclasses.replace(computed, reads=reads)
     except (InputError, OSError) as exc:
         return exc
-    except ValueError as exc:  # a reader's numpy / scipy / h5py failure on a damaged file
-        return InputError(f"unreadable as {row.annotation_format}: {exc}", file=row.probe_file)
 
 
-def hints(row: ManifestRow) -> TrackHints:
-    """What the manifest row tells a tracing tool's reader beyond the file."""
-    return TrackHints(atlas=row.atlas)
+def _read_track(path: Path, row: ManifestRow) -> CcfTrack:
+    """The row's track from its tool's file; a damaged file's numpy / scipy / h5py error is an
+    InputError naming it."""
+    try:
+        return reader(row.annotation_format)(path, row.histology_track_id, TrackHints(row.atlas))
+    except ValueError as exc:
+        raise InputError(
+            f"unreadable as {row.annotation_format}: {exc}", file=path, layer=row.histology_track_id
+        ) from None
 
 
 def _picks(ctx: MouseContext, row: ManifestRow) -> _Picks:

@@ -280,21 +280,30 @@ def build_or_reuse(
     ``root`` is emptied and built anew.
     """
     spec, layout = spec or SyntheticSpec(), layout or Layout()
-    try:
-        built = json.loads((Path(root) / BUILT_NAME).read_text())["built_by"]
-    except (OSError, ValueError, KeyError, TypeError):
-        built = None
-    if built == _build_stamp(spec, layout):
+    if built_by(root) == _build_stamp(spec, layout):
         return open_dataset(root), True
     shutil.rmtree(root, ignore_errors=True)
     return build_dataset(root, spec, layout), False
 
 
-def _build_stamp(spec: SyntheticSpec, layout: Layout) -> dict[str, str]:
+def built_by(root: Path) -> dict[str, str] | None:
+    """The stamp of what built the dataset under ``root`` (None: no complete dataset)."""
+    try:
+        return json.loads((Path(root) / BUILT_NAME).read_text())["built_by"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def build_stamp(**described: str) -> dict[str, str]:
+    """What builds a dataset: its description and the alignprep sources (the builder is seeded,
+    so the same stamp means the same bytes)."""
     from ..reads import code_identity
 
-    sources = code_identity()["alignprep_sources"]
-    return {"spec": repr(spec), "layout": repr(layout), "alignprep_sources": sources}
+    return {**described, "alignprep_sources": code_identity()["alignprep_sources"]}
+
+
+def _build_stamp(spec: SyntheticSpec, layout: Layout) -> dict[str, str]:
+    return build_stamp(spec=repr(spec), layout=repr(layout))
 
 
 def _jsonable(value: Any) -> Any:

@@ -21,10 +21,11 @@ from typing import Any
 import numpy as np
 
 from ..space import atlas
+from . import BUILT_NAME, build_stamp, built_by
 from .tracks import MANIFEST_COLUMNS, default_tracks, sorted_recording
 from .volumes import brain_volumes, write_ccf_volumes, write_json
 
-BUILT_NAME = "built.json"
+MOUSE_ID = "000456"
 TRACKS_DIR = "probe_tracks"
 AP_HISTOLOGY_FILE = "probe_ccf.mat"
 CSV_FILE = "ProbeB_tracks.csv"
@@ -48,7 +49,7 @@ class CcfDataset:
         return json.loads(self.truth_path.read_text())
 
 
-def build_ccf_dataset(root: Path, seed: int = 0, mouse_id: str = "000456") -> CcfDataset:
+def build_ccf_dataset(root: Path, seed: int = 0, mouse_id: str = MOUSE_ID) -> CcfDataset:
     """Build the dataset under ``root`` (``root/data`` + ``root/truth.json``)."""
     from .ephys import build_ephys
     from .track_ap_histology import write_probe_ccf
@@ -99,23 +100,15 @@ def build_ccf_dataset(root: Path, seed: int = 0, mouse_id: str = "000456") -> Cc
 def build_or_reuse_ccf(root: Path, seed: int = 0) -> tuple[CcfDataset, bool]:
     """The dataset under ``root`` if this code built it with this seed, else built anew."""
     root = Path(root)
-    mouse_id = "000456"
-    try:
-        built = json.loads((root / BUILT_NAME).read_text())["built_by"]
-    except (OSError, ValueError, KeyError, TypeError):
-        built = None
-    if built == _stamp(seed, mouse_id):
+    if built_by(root) == _stamp(seed, MOUSE_ID):
         data = root / "data"
         return CcfDataset(root, data, data / "manifest.csv", root / "truth.json"), True
     shutil.rmtree(root, ignore_errors=True)
-    return build_ccf_dataset(root, seed, mouse_id), False
+    return build_ccf_dataset(root, seed, MOUSE_ID), False
 
 
 def _stamp(seed: int, mouse_id: str) -> dict[str, str]:
-    from ..reads import code_identity
-
-    sources = code_identity()["alignprep_sources"]
-    return {"dataset": f"ccf seed={seed} mouse={mouse_id}", "alignprep_sources": sources}
+    return build_stamp(dataset=f"ccf seed={seed} mouse={mouse_id}")
 
 
 def _write_csv(path: Path, specs, truth_tracks: dict[str, dict[str, Any]]) -> None:
