@@ -193,11 +193,12 @@ QC_SCOPES = ("mouse", "tracks", "probe")
 class QcWork(Work):
     """QC figures, from the run's own outputs (:mod:`alignprep.stages.qc`).
 
-    ``scope`` ``mouse``: the registration overlays and the tracks in the CCF (after every other
-    item of the mouse); ``tracks``: every track on each channel (after the channels and the
-    tracks: the channels are read once for all of them); ``probe``: one probe folder's summaries
-    (after its ephys and channel regions). An item waits for the items named in ``after`` and
-    draws what they wrote: one that failed leaves a gap and a note, never a failed QC item.
+    ``scope`` ``mouse``: the registration overlays and the tracks in the CCF (after the
+    histology parts and the tracks); ``tracks``: every track on each channel (after the channels
+    and the tracks: the channels are read once for all of them); ``probe``: one probe folder's
+    summaries (after its ephys and channel regions). An item waits for the items named in
+    ``after`` and draws what they wrote: one that failed leaves a gap and a note, never a failed
+    QC item.
     """
 
     kind: ClassVar[str] = "qc"

@@ -11,8 +11,9 @@ would), and prints every wall time, the medians and the ratios to serial::
 (``SyntheticSpec.four_probes``), run with ``--n-jobs`` workers on the pool and on a Dask
 LocalCluster of as many single-threaded worker processes.
 
-On this project's 2-core machine, compare with ``farm-bench --vs`` for one pair when the
-machine is noisy. Nothing is asserted: this is a measurement, run on demand.
+The ratios are taken round by round (each executor's run against the serial run of the same
+round, then their median): a machine whose speed drifts between minutes moves both runs of a
+round together. Nothing is asserted: this is a measurement, run on demand.
 """
 
 from __future__ import annotations
@@ -80,15 +81,23 @@ def main(argv: list[str] | None = None) -> None:
             for name in args.executors:
                 times[name].append(run_once(name, source, scratch, work, args.n_jobs))
                 log.info("round %d %-9s %.1f s", i + 1, name, times[name][-1])
-    medians = {name: statistics.median(t) for name, t in times.items()}
-    base = medians.get("serial")
-    for name, median_s in medians.items():
-        ratio = f"  serial/{name} = {base / median_s:.2f}x" if base else ""
-        log.info("%-9s median %.1f s (min %.1f, max %.1f)%s", name, median_s,
-                 min(times[name]), max(times[name]), ratio)  # fmt: skip
-    if "processes" in medians and "dask" in medians:
-        overhead = medians["dask"] / medians["processes"] - 1
-        log.info("Dask overhead vs the process pool: %+.1f%%", 100 * overhead)
+    for name, runs in times.items():
+        speedup = paired(times, "serial", name, "(its speed-up)")
+        log.info("%-9s median %.1f s (min %.1f, max %.1f)%s", name, statistics.median(runs),
+                 min(runs), max(runs), speedup)  # fmt: skip
+    if "processes" in times and "dask" in times:
+        log.info("Dask vs the process pool:%s", paired(times, "dask", "processes", "(time ratio)"))
+
+
+def paired(times: dict[str, list[float]], a: str, b: str, what: str) -> str:
+    """`` median a/b = R (min, max) what``: the ratio of each round's two runs, their median."""
+    if a not in times or a == b:
+        return ""
+    ratios = [x / y for x, y in zip(times[a], times[b], strict=True)]
+    return (
+        f"  median {a}/{b} = {statistics.median(ratios):.3f} "
+        f"({min(ratios):.3f}-{max(ratios):.3f}) {what}"
+    )
 
 
 if __name__ == "__main__":

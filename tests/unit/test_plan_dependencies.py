@@ -43,17 +43,20 @@ ROW = ManifestRow(
 
 class ScriptedExecutor:
     """Runs nothing: each item finishes with the status the test gives its name, in
-    submission order; records what was submitted when."""
+    submission order; records what was submitted when, with its priority."""
 
     mode = "serial"
 
-    def __init__(self, statuses: dict[str, Status]) -> None:
+    def __init__(self, statuses: dict[str, Status], slots: int | None = None) -> None:
         self.statuses = statuses
+        self.slots = slots
         self.queue: list[Envelope] = []
         self.order: list[tuple[str, str]] = []  # (name, validation error it carried)
+        self.submitted: list[tuple[str, float]] = []  # (name, priority), as submitted
 
-    def submit(self, fn: Any, env: Envelope) -> None:
+    def submit(self, fn: Any, env: Envelope, priority: float = 0.0) -> None:
         self.queue.append(env)
+        self.submitted.append((env.work.name, priority))
 
     def completed(self) -> Iterator[tuple[Envelope, StageResult]]:
         while self.queue:
@@ -83,15 +86,17 @@ def _plan(tmp_path: Path) -> tuple[Plan, object]:
     return Plan(mice=[mouse]), config
 
 
-def _run(tmp_path: Path, statuses: dict[str, Status]) -> list[tuple[str, str]]:
+def _run(
+    tmp_path: Path, statuses: dict[str, Status], slots: int | None = None, seconds=None
+) -> ScriptedExecutor:
     plan, config = _plan(tmp_path)
-    executor = ScriptedExecutor(statuses)
-    Schedule(config, plan, executor).run(lambda env, outcome: outcome)
-    return executor.order
+    executor = ScriptedExecutor(statuses, slots)
+    Schedule(config, plan, executor, seconds).run(lambda env, outcome: outcome)
+    return executor
 
 
 def test_each_item_starts_after_what_it_reads(tmp_path):
-    order = [name for name, _ in _run(tmp_path, {})]
+    order = [name for name, _ in _run(tmp_path, {}).order]
     assert sorted(order) == sorted(
         [
             "histology",
@@ -110,12 +115,51 @@ def test_each_item_starts_after_what_it_reads(tmp_path):
 
 
 def test_an_item_whose_input_failed_fails_without_running_and_says_which(tmp_path):
-    order = dict(_run(tmp_path, {"histology": Status.FAILED, "ephys rec/ProbeA": Status.FAILED}))
+    order = dict(
+        _run(tmp_path, {"histology": Status.FAILED, "ephys rec/ProbeA": Status.FAILED}).order
+    )
     assert order["histology ccf Ex_639"] == "histology failed in this run (scripted)"
     assert order["channel regions rec/ProbeA"] == "ephys rec/ProbeA failed in this run (scripted)"
     assert order["histology atlas"] == ""  # a sibling's failure is not an input
 
 
 def test_nothing_fails_when_the_inputs_were_skipped_as_unchanged(tmp_path):
-    order = dict(_run(tmp_path, {"histology": Status.SKIPPED, "ephys rec/ProbeA": Status.SKIPPED}))
+    order = dict(
+        _run(tmp_path, {"histology": Status.SKIPPED, "ephys rec/ProbeA": Status.SKIPPED}).order
+    )
     assert all(error == "" for error in order.values())
+
+
+#: Seconds chosen so that the longest-chain order differs from the plan's and from the phases':
+#: the channels head 1 + 10 (their CCF QC), the ephys 4 + 1 + 1 (a track, then the regions),
+#: the atlas 5 alone.
+SECONDS = {
+    "histology": 1.0,
+    "histology ccf Ex_639": 10.0,
+    "ephys rec/ProbeA": 4.0,
+    "histology atlas": 5.0,
+    "track rec/ProbeA/ProbeA_track": 1.0,
+    "channel regions rec/ProbeA": 1.0,
+}
+
+
+def _seconds(mouse: MousePlan, work: Any) -> float:
+    return SECONDS[work.name]
+
+
+def test_a_free_worker_takes_the_ready_item_with_the_longest_chain_behind_it(tmp_path):
+    executor = _run(tmp_path, {}, slots=1, seconds=_seconds)
+    assert [name for name, _ in executor.order] == [
+        "histology",  # 1 + 10 ahead of the ephys' 6 and the atlas' 5
+        "histology ccf Ex_639",  # ready now, and 10 > 6
+        "ephys rec/ProbeA",
+        "histology atlas",  # 5 > the track's 1 + 1, ready after the ephys
+        "track rec/ProbeA/ProbeA_track",
+        "channel regions rec/ProbeA",
+    ]
+
+
+def test_an_executor_without_slots_gets_every_ready_item_with_its_chain_as_priority(tmp_path):
+    executor = _run(tmp_path, {}, slots=None, seconds=_seconds)
+    first = executor.submitted[:3]  # what was ready at the start, submitted at once
+    assert first == [("histology", 11.0), ("ephys rec/ProbeA", 6.0), ("histology atlas", 5.0)]

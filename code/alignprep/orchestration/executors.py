@@ -76,9 +76,10 @@ class Executor(Protocol):
     """Runs submitted items; :meth:`completed` yields each with its result or exception."""
 
     mode: Mode
+    slots: int | None  # items it runs at once (None: it queues and orders them itself)
 
-    def submit(self, fn: Callable[[T], R], item: T) -> None:
-        """Queue ``fn(item)``."""
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
+        """Queue ``fn(item)``; of several queued, higher ``priority`` first."""
         ...
 
     def completed(self) -> Iterator[tuple[Any, Any]]:
@@ -91,11 +92,12 @@ class SerialExecutor:
     """One item after the other, in this process, in submission order."""
 
     mode: Mode = "serial"
+    slots: int | None = 1
 
     def __init__(self) -> None:
         self._queue: deque[tuple[Callable[[Any], Any], Any]] = deque()
 
-    def submit(self, fn: Callable[[T], R], item: T) -> None:
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
         self._queue.append((fn, item))
 
     def completed(self) -> Iterator[tuple[Any, Any]]:
@@ -118,7 +120,7 @@ class ProcessExecutor:
     mode: Mode = "processes"
 
     def __init__(self, n_jobs: int) -> None:
-        self.n_jobs = n_jobs
+        self.n_jobs = self.slots = n_jobs
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[Future, Any] = {}
 
@@ -140,7 +142,7 @@ class ProcessExecutor:
         for _ in range(self.n_jobs):  # each submit to a pool without an idle worker spawns one
             pool.submit(fn)
 
-    def submit(self, fn: Callable[[T], R], item: T) -> None:
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
         try:
             future = self._get().submit(fn, item)
         except BrokenProcessPool:  # a worker died (killed for memory?): what was in flight
@@ -172,7 +174,7 @@ class AsyncExecutor:
     mode: Mode = "async"
 
     def __init__(self, n_jobs: int) -> None:
-        self.n_jobs = n_jobs
+        self.n_jobs = self.slots = n_jobs
         self._done: queue.Queue[tuple[Any, Any]] = queue.Queue()
         self._outstanding = 0
         self._loop = asyncio.new_event_loop()
@@ -190,7 +192,7 @@ class AsyncExecutor:
                 result = exc
         self._done.put((item, result))
 
-    def submit(self, fn: Callable[[T], R], item: T) -> None:
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
         self._outstanding += 1
         asyncio.run_coroutine_threadsafe(self._one(fn, item), self._loop)
 
@@ -206,14 +208,31 @@ class AsyncExecutor:
         self._loop.close()
 
 
-def forkserver_workers() -> None:
-    """Make a LocalCluster's nannies fork their workers from a fork server that imported
-    ``distributed`` and the stages once (Dask spawns them by default: each worker then imports
-    everything itself, seconds of CPU per worker on every run)."""
+def local_cluster_config() -> None:
+    """Settings for the LocalCluster a run starts itself (never for a site's own cluster).
+
+    Its nannies fork their workers from a fork server that imported ``distributed`` and the
+    stages once (Dask spawns them by default: each worker then imports everything itself,
+    seconds of CPU per worker on every run). Its workers' event loops wake less often: by
+    default each wakes every 20 ms to time itself, every 100 ms to read its memory and every
+    500 ms for the dashboard's system figures, and samples its threads' stacks every 10 ms for
+    the dashboard's profile; every wake-up takes the GIL from the item being computed. With
+    two workers on two cores an item then took 25-30% more CPU than in the process pool
+    (``tests/benchmarks/executors.py``); with these settings, the same. There is no dashboard;
+    memory is checked before the run (``checks``), and still every second.
+    """
     import dask
     from distributed.utils import get_mp_context
 
-    dask.config.set({"distributed.worker.multiprocessing-method": "forkserver"})
+    dask.config.set(
+        {
+            "distributed.worker.multiprocessing-method": "forkserver",
+            "distributed.worker.profile.enabled": False,
+            "distributed.admin.tick.interval": "1s",
+            "distributed.worker.memory.monitor-interval": "1s",
+            "distributed.admin.system-monitor.interval": "10s",
+        }
+    )
     get_mp_context().set_forkserver_preload(["distributed", *PRELOAD])
 
 
@@ -223,6 +242,7 @@ class DaskExecutor:
     as plain data; every worker reads the inputs from the same data_root paths."""
 
     mode: Mode = "dask"
+    slots: int | None = None  # the scheduler orders the queued items (workers may come and go)
 
     def __init__(self, n_jobs: int, scheduler_address: str | None = None) -> None:
         from distributed import Client, LocalCluster, as_completed
@@ -232,7 +252,7 @@ class DaskExecutor:
             self.client = Client(scheduler_address)
             log.info("Dask scheduler %s: %s", scheduler_address, self.client)
         else:
-            forkserver_workers()
+            local_cluster_config()
             self.cluster = LocalCluster(
                 n_workers=n_jobs,
                 threads_per_worker=1,
@@ -249,8 +269,8 @@ class DaskExecutor:
         """Run ``fn`` (its imports) on every worker now, while the run validates."""
         self.client.run(fn)
 
-    def submit(self, fn: Callable[[T], R], item: T) -> None:
-        future = self.client.submit(fn, item, pure=False)
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
+        future = self.client.submit(fn, item, pure=False, priority=round(1000 * priority))
         self._items[future.key] = item
         self._finished.add(future)
 

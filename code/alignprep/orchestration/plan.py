@@ -193,9 +193,9 @@ def qc_items(config: PipelineConfig, mouse_id: str, items: list[Work]) -> list[W
         for w in tracks
         if w.row is not None and w.problem is None
     }
-    others = tuple(w.name for w in items if not isinstance(w, QcWork))
     every = tuple(qc_tracks.values())
-    out: list[Work] = [QcWork(mouse_id, qc_work_name("mouse"), tracks=every, after=others)]
+    reads = (*(histology_work_name(p) for p in HISTOLOGY_PARTS), *qc_tracks)  # channel, labels
+    out: list[Work] = [QcWork(mouse_id, qc_work_name("mouse"), tracks=every, after=reads)]
     on_images = {name: t for name, t in qc_tracks.items() if t.light_sheet}
     if on_images:  # only a light-sheet track lies on the mouse's own histology
         after = (histology_work_name("channels"), *on_images)

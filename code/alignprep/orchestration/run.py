@@ -23,7 +23,7 @@ from threadpoolctl import threadpool_limits
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
 from ..logs import attach_log_file, get_logger, step
-from ..work import QcWork, StageResult, Status
+from ..work import QcWork, StageResult, Status, Work
 from .executors import Executor, Mode, open_executor, start_executor
 from .lock import results_lock
 from .plan import MousePlan, Plan, build_plan
@@ -216,7 +216,10 @@ def execute(
                 log.info("item %s: %s (%.2f s)", item.name, item.status.value, item.seconds)
                 return item
 
-            Schedule(config, plan, executor).run(done)
+            def seconds(mouse: MousePlan, work: Work) -> float | None:  # its last run's
+                return states[mouse.mouse_id].seconds(work.name)
+
+            Schedule(config, plan, executor, seconds).run(done)
 
 
 def outcome_result(config: PipelineConfig, env: Envelope, outcome: object) -> StageResult:

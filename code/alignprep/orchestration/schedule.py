@@ -15,22 +15,42 @@ is still warping).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from ..config import PipelineConfig
 from ..logs import get_logger
 from ..work import ChannelRegionsWork, EphysWork, QcWork, StageResult, Status, TrackWork, Work
 from .executors import Executor
 from .plan import MousePlan, Plan, resolve_tracks
+from .priority import critical_paths, default_seconds
 from .tasks import Envelope, run_envelope
 
 log = get_logger("orchestration")
 
 
 class Schedule:
-    """The plan's items, submitted to ``executor`` as their inputs become available."""
+    """The plan's items, given to ``executor`` as their inputs become available, the ready
+    item with the longest chain of work behind it first (:mod:`.priority`).
 
-    def __init__(self, config: PipelineConfig, plan: Plan, executor: Executor) -> None:
+    An executor with ``slots`` (the pool, asyncio, serial) gets at most that many items at
+    once, so that an item becoming ready later can still go before one that waits for a
+    worker; one without (Dask) gets every ready item with its priority and orders them itself.
+    ``seconds`` estimates an item (default: :func:`~.priority.default_seconds`).
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        plan: Plan,
+        executor: Executor,
+        seconds: Callable[[MousePlan, Work], float | None] | None = None,
+    ) -> None:
         self.config, self.plan, self.executor = config, plan, executor
+        self.seconds = seconds
+        self.slots: int | None = getattr(executor, "slots", None)
+        self.running = 0
+        self.order = 0  # plan order, across mice, for equal priorities
+        self.waiting: list[tuple[float, int, MousePlan, Work]] = []  # ready, for a free slot
         self.mice = {m.mouse_id: m for m in plan.mice}
         self.finished: dict[str, dict[str, StageResult]] = {m.mouse_id: {} for m in plan.mice}
         self.submitted: dict[str, set[str]] = {m.mouse_id: set() for m in plan.mice}
@@ -44,6 +64,7 @@ class Schedule:
         turns an outcome into the recorded result."""
         self._submit_ready()
         for env, outcome in self.executor.completed():
+            self.running -= 1
             result = done(env, outcome)
             mouse = self.mice[env.work.mouse_id]
             self.finished[mouse.mouse_id][env.work.name] = result
@@ -54,32 +75,63 @@ class Schedule:
 
     def _submit_ready(self) -> None:
         for mouse in self.plan.mice:
-            for work in mouse.items:
-                if work.name in self.submitted[mouse.mouse_id] or not self._ready(mouse, work):
-                    continue
+            ready = [
+                w
+                for w in mouse.items
+                if w.name not in self.submitted[mouse.mouse_id] and self._ready(mouse, w)
+            ]
+            if not ready:
+                continue
+            paths = critical_paths(mouse.items, partial(self._waits, mouse), self._estimate(mouse))
+            for work in ready:
                 self.submitted[mouse.mouse_id].add(work.name)
                 self._fail_if_upstream_failed(mouse, work)
-                env = Envelope(
-                    self.config,
-                    None if work.kind == "ephys" else mouse.report.context,
-                    work,
-                    mouse.errors.get(work.name, ""),
-                    n_threads=1,
-                )
-                self.executor.submit(run_envelope, env)
+                self.order += 1
+                self.waiting.append((-paths[work.name], self.order, mouse, work))
+        self.waiting.sort(key=lambda e: e[:2])  # longest chain first, then plan order
+        while self.waiting and (self.slots is None or self.running < self.slots):
+            minus_path, _, mouse, work = self.waiting.pop(0)
+            env = Envelope(
+                self.config,
+                None if work.kind == "ephys" else mouse.report.context,
+                work,
+                mouse.errors.get(work.name, ""),
+                n_threads=1,
+            )
+            self.executor.submit(run_envelope, env, priority=-minus_path)
+            self.running += 1
+
+    def _estimate(self, mouse: MousePlan) -> Callable[[Work], float]:
+        context = mouse.report.context
+        asset = getattr(context, "asset", None) if getattr(context, "light_sheet", False) else None
+        n_channels = len(asset.channels) if asset is not None else 1
+
+        def seconds(work: Work) -> float:
+            known = self.seconds(mouse, work) if self.seconds is not None else None
+            return known if known is not None else default_seconds(work, n_channels)
+
+        return seconds
+
+    def _waits(self, mouse: MousePlan, work: Work) -> list[str]:
+        """The planned items ``work`` waits for: what it reads (``needs``, a QC item's
+        ``after``); a track, a channel regions or QC item also every ephys item of the mouse
+        (the tracks are named by the channel tables), a channel regions item the tracks."""
+        waits = list(work.needs)
+        if isinstance(work, (TrackWork, QcWork, ChannelRegionsWork)):
+            waits += self._ephys(mouse)
+        if isinstance(work, QcWork):  # draws what they wrote, failed ones included
+            waits += work.after
+        if isinstance(work, ChannelRegionsWork):  # its picks: the mouse's tracks
+            waits += [t.name for t in mouse.tracks()]
+        return [n for n in dict.fromkeys(waits) if self._planned(mouse, n)]
 
     def _ready(self, mouse: MousePlan, work: Work) -> bool:
-        if isinstance(work, TrackWork):
-            return self.resolved[mouse.mouse_id]
-        if isinstance(work, QcWork):  # draws what they wrote, failed ones included
-            after = [n for n in work.after if self._planned(mouse, n)]
-            return self.resolved[mouse.mouse_id] and self._all_finished(mouse, after)
-        waits = list(work.needs)
-        if isinstance(work, ChannelRegionsWork):  # its picks: the mouse's tracks, once planned
-            if not self.resolved[mouse.mouse_id]:
-                return False
-            waits += [t.name for t in mouse.tracks()]
-        return self._all_finished(mouse, [n for n in waits if self._planned(mouse, n)])
+        if (
+            isinstance(work, (TrackWork, QcWork, ChannelRegionsWork))
+            and not self.resolved[mouse.mouse_id]
+        ):
+            return False  # planned again once the channel tables exist
+        return self._all_finished(mouse, self._waits(mouse, work))
 
     def _fail_if_upstream_failed(self, mouse: MousePlan, work: Work) -> None:
         finished = self.finished[mouse.mouse_id]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,14 @@ class RunState:
         """The recorded (start, end) ISO times of a finished item ("" when unknown)."""
         start, end = self.items.get(key, {}).get("span") or ("", "")
         return str(start), str(end)
+
+    def seconds(self, key: str) -> float | None:
+        """How long the item took when it made its outputs (None when unknown)."""
+        start, end = self.span(key)
+        try:
+            return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+        except ValueError:
+            return None
 
     def forget(self, key: str) -> None:
         """Drop an item (it failed, or its inputs changed)."""

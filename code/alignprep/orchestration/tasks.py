@@ -74,14 +74,17 @@ WARM_IMPORTS = (
 
 
 def warm_up() -> None:
-    """Import every stage and the libraries they import on first use (what a worker's first
-    item would), so that it is ready when work arrives; run by each worker while the run
-    validates."""
+    """Import every stage and the libraries they import on first use and set up numba (what a
+    worker's first item would), so that it is ready when work arrives; run by the fork server
+    and each worker while the run validates."""
     import importlib
 
     stage_modules()
     for name in WARM_IMPORTS:
         importlib.import_module(name)
+    from ..space.sampling import warm_kernels
+
+    warm_kernels()  # numba's compiler, set up once (in the fork server: once for every worker)
 
 
 def _now() -> str:
