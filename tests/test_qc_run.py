@@ -116,30 +116,11 @@ def test_only_qc_redraws_and_a_malformed_channel_table_is_a_note(dataset, finish
     assert "no summary" in (qc / "index.html").read_text()  # a qc slice writes its page
 
 
-def test_the_schedule_estimates_each_qc_item_by_the_figures_it_draws(dataset, finished):  # noqa: F811
+@pytest.fixture(scope="module")
+def planned_qc(dataset, finished):  # noqa: F811
+    """The finished run's config and its QC items as the run planned them (after its ephys)."""
     from alignprep.cli import build_parser, config_from_args
     from alignprep.orchestration.plan import build_plan, resolve_tracks
-    from alignprep.orchestration.priority import qc_figures
-    from alignprep.stages.qc import index_path
-    from alignprep.stages.validate import validate
-    from alignprep.work import QcWork
-
-    from .test_pipeline import _args
-
-    config = config_from_args(build_parser().parse_args(_args(dataset.data_root, finished)))
-    (mouse,) = build_plan(config, validate(config)).mice
-    resolve_tracks(config, mouse)  # the QC items as the run planned them, after its ephys
-    qc = [w for w in mouse.items if isinstance(w, QcWork)]
-    assert len(qc) == 4
-    for work in qc:
-        drawn = json.loads(index_path(config, work).read_text())["figures"]
-        assert qc_figures(work) == len(drawn), work.name
-
-
-def test_each_qc_item_waits_for_exactly_the_items_that_wrote_what_it_reads(dataset, finished):  # noqa: F811
-    from alignprep.cli import build_parser, config_from_args
-    from alignprep.orchestration.plan import build_plan, resolve_tracks
-    from alignprep.stages.qc import upstream_files
     from alignprep.stages.validate import validate
     from alignprep.work import QcWork
 
@@ -148,9 +129,27 @@ def test_each_qc_item_waits_for_exactly_the_items_that_wrote_what_it_reads(datas
     config = config_from_args(build_parser().parse_args(_args(dataset.data_root, finished)))
     (mouse,) = build_plan(config, validate(config)).mice
     resolve_tracks(config, mouse)
+    return config, [w for w in mouse.items if isinstance(w, QcWork)]
+
+
+def test_the_schedule_estimates_each_qc_item_by_the_figures_it_draws(planned_qc):
+    from alignprep.orchestration.priority import qc_figures
+    from alignprep.stages.qc import index_path
+
+    config, qc = planned_qc
+    assert len(qc) == 4
+    for work in qc:
+        drawn = json.loads(index_path(config, work).read_text())["figures"]
+        assert qc_figures(work) == len(drawn), work.name
+
+
+def test_each_qc_item_waits_for_exactly_the_items_that_wrote_what_it_reads(planned_qc, finished):
+    from alignprep.stages.qc import upstream_files
+
+    config, qc = planned_qc
     mouse_dir = outputs.mouse_dir(finished, MOUSE)
     writer = {f: i["name"] for i in _report(finished)["items"] for f in i["files"]}
-    for work in (w for w in mouse.items if isinstance(w, QcWork)):
+    for work in qc:
         reads = [str(f.relative_to(mouse_dir)) for f in upstream_files(config, work)]
         assert reads, work.name
         assert {writer[f] for f in reads} == set(work.after), work.name

@@ -217,9 +217,11 @@ def local_cluster_config() -> None:
     default each wakes every 20 ms to time itself, every 100 ms to read its memory and every
     500 ms for the dashboard's system figures, and samples its threads' stacks every 10 ms for
     the dashboard's profile; every wake-up takes the GIL from the item being computed. With
-    two workers on two cores an item then took 25-30% more CPU than in the process pool
-    (``tests/benchmarks/executors.py``); with these settings, the same. There is no dashboard;
-    memory is checked before the run (``checks``), and still every second.
+    two workers on two cores a CPU-bound task (matplotlib figures and a Python loop) took
+    25-30% more CPU than in the process pool, about the same with these settings; the
+    four-probe run (``tests/benchmarks/executors.py``) went from 1.26x to 1.14x the pool's time.
+    There is no dashboard; memory is checked before the run (``checks``), and still every
+    second.
     """
     import dask
     from distributed.utils import get_mp_context

@@ -51,6 +51,7 @@ class Schedule:
         self.running = 0
         self.order = 0  # plan order, across mice, for equal priorities
         self.waiting: list[tuple[float, int, MousePlan, Work]] = []  # ready, for a free slot
+        self.paths: dict[str, dict[str, float]] = {}  # mouse -> its items' critical paths
         self.mice = {m.mouse_id: m for m in plan.mice}
         self.finished: dict[str, dict[str, StageResult]] = {m.mouse_id: {} for m in plan.mice}
         self.submitted: dict[str, set[str]] = {m.mouse_id: set() for m in plan.mice}
@@ -71,6 +72,7 @@ class Schedule:
             if not self.resolved[mouse.mouse_id] and self._all_finished(mouse, self._ephys(mouse)):
                 resolve_tracks(self.config, mouse)
                 self.resolved[mouse.mouse_id] = True
+                self.paths.pop(mouse.mouse_id, None)  # new track and QC items
             self._submit_ready()
 
     def _submit_ready(self) -> None:
@@ -82,7 +84,7 @@ class Schedule:
             ]
             if not ready:
                 continue
-            paths = critical_paths(mouse.items, partial(self._waits, mouse), self._estimate(mouse))
+            paths = self._paths(mouse)
             for work in ready:
                 self.submitted[mouse.mouse_id].add(work.name)
                 self._fail_if_upstream_failed(mouse, work)
@@ -101,16 +103,19 @@ class Schedule:
             self.executor.submit(run_envelope, env, priority=-minus_path)
             self.running += 1
 
-    def _estimate(self, mouse: MousePlan) -> Callable[[Work], float]:
-        context = mouse.report.context
-        asset = getattr(context, "asset", None) if getattr(context, "light_sheet", False) else None
-        n_channels = len(asset.channels) if asset is not None else 1
+    def _paths(self, mouse: MousePlan) -> dict[str, float]:
+        """The critical path of each item of ``mouse`` (computed again once its tracks are)."""
+        if mouse.mouse_id not in self.paths:
+            ctx = mouse.report.context
+            n_channels = len(ctx.asset.channels) if ctx is not None and ctx.light_sheet else 1
 
-        def seconds(work: Work) -> float:
-            known = self.seconds(mouse, work) if self.seconds is not None else None
-            return known if known is not None else default_seconds(work, n_channels)
+            def seconds(work: Work) -> float:
+                known = self.seconds(mouse, work) if self.seconds is not None else None
+                return known if known is not None else default_seconds(work, n_channels)
 
-        return seconds
+            waits = partial(self._waits, mouse)
+            self.paths[mouse.mouse_id] = critical_paths(mouse.items, waits, seconds)
+        return self.paths[mouse.mouse_id]
 
     def _waits(self, mouse: MousePlan, work: Work) -> list[str]:
         """The planned items ``work`` waits for: what it reads (``needs``, a QC item's
