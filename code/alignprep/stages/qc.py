@@ -316,7 +316,8 @@ def upstream_files(config: PipelineConfig, work: QcWork) -> list[Path]:
         probe = outputs.probe_dir(root, mid, rec, coll)
         files += sorted(probe.glob("*.npy")) + sorted(probe.glob("*.csv"))
         files += sorted(outputs.channel_regions_dir(probe).glob("*"))
-    return [f for f in dict.fromkeys(files) if f.is_file()]
+    # another item may be writing meanwhile: its temporary file (``*.tmp.nrrd``) is not an input
+    return [f for f in dict.fromkeys(files) if f.is_file() and not outputs.is_temp_name(f.name)]
 
 
 def discard(config: PipelineConfig, work: QcWork) -> None:
