@@ -223,8 +223,13 @@ def local_cluster_config() -> None:
     There is no dashboard; memory is checked before the run (``checks``), and still every
     second.
     """
+    import multiprocessing.forkserver
+
+    # The fork server imports distributed and the stages while this process imports distributed
+    # (started after, it would wait for that import: a second on the critical path).
+    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", *PRELOAD])
+    multiprocessing.forkserver.ensure_running()
     import dask
-    from distributed.utils import get_mp_context
 
     dask.config.set(
         {
@@ -235,7 +240,6 @@ def local_cluster_config() -> None:
             "distributed.admin.system-monitor.interval": "10s",
         }
     )
-    get_mp_context().set_forkserver_preload(["distributed", *PRELOAD])
 
 
 class DaskExecutor:
@@ -247,6 +251,8 @@ class DaskExecutor:
     slots: int | None = None  # the scheduler orders the queued items (workers may come and go)
 
     def __init__(self, n_jobs: int, scheduler_address: str | None = None) -> None:
+        if not scheduler_address:
+            local_cluster_config()  # before importing distributed: see there
         from distributed import Client, LocalCluster, as_completed
 
         self.cluster = None
@@ -254,7 +260,6 @@ class DaskExecutor:
             self.client = Client(scheduler_address)
             log.info("Dask scheduler %s: %s", scheduler_address, self.client)
         else:
-            local_cluster_config()
             self.cluster = LocalCluster(
                 n_workers=n_jobs,
                 threads_per_worker=1,
