@@ -219,7 +219,8 @@ def local_cluster_config() -> None:
     the dashboard's profile; every wake-up takes the GIL from the item being computed. With
     two workers on two cores a CPU-bound task (matplotlib figures and a Python loop) took
     25-30% more CPU than in the process pool, about the same with these settings; the
-    four-probe run (``tests/benchmarks/executors.py``) went from 1.26x to 1.14x the pool's time.
+    four-probe run (``tests/benchmarks/executors.py``) went from 1.26x to 1.14x the pool's time,
+    and to 1.005x (median of 4 rounds; 1.09x just before) once the fork server started first.
     There is no dashboard; memory is checked before the run (``checks``), and still every
     second.
     """
