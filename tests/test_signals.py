@@ -100,7 +100,9 @@ def test_workers_leave_when_the_run_process_is_killed_outright(dataset, tmp_path
             if re.search(r"step run the plan: .* started", line):
                 break
         (run,) = [p for p in descendants(proc.pid) if _parent(p) == proc.pid]
-        others = [p for p in descendants(run)]
+        deadline = time.monotonic() + 60  # the run's process starts on items meanwhile
+        while len(others := descendants(run)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(others) >= 3, "expected the fork server and two workers"
         os.kill(run, signal.SIGKILL)
         deadline = time.monotonic() + 10

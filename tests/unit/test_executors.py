@@ -1,11 +1,18 @@
 """The process pool's fork server: it preloads the stages and leaves at once when the run ends,
-and importing its preload anywhere else changes nothing about how that process exits."""
+and importing its preload anywhere else changes nothing about how that process exits. An
+executor being started: the run's process runs the items meanwhile, then hands it the rest."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import subprocess
 import sys
+import threading
 
+import pytest
+
+from alignprep.orchestration import executors
 from alignprep.orchestration.executors import ProcessExecutor
 from alignprep.orchestration.preload import in_fork_server
 
@@ -33,3 +40,82 @@ def test_pool_workers_come_from_the_fork_server_that_ran_the_preload():
         executor.close()
     assert outcome is True
     assert not in_fork_server()  # this process is not one
+
+
+class _Elsewhere:
+    """A stand-in for a started pool: it runs what it is given, tagging each result."""
+
+    mode = "processes"
+    slots = 2
+
+    def __init__(self) -> None:
+        self.items: list[object] = []
+
+    def warm(self, fn) -> None:
+        fn()
+
+    def submit(self, fn, item, priority=0.0) -> None:
+        self.items.append(item)
+
+    def completed(self):
+        while self.items:
+            item = self.items.pop(0)
+            yield item, ("there", item)
+
+
+def _here(item: object) -> tuple[str, object]:
+    return "here", item
+
+
+def _starting(monkeypatch, gate: threading.Event, address: str | None = None):
+    monkeypatch.setattr(
+        executors, "open_executor", lambda *args: contextlib.nullcontext(_Elsewhere())
+    )
+    wait = functools.partial(gate.wait, 30)  # a broken executor fails the test, never hangs it
+    return executors.start_executor("processes", 2, wait, address)
+
+
+def test_items_run_here_while_the_executor_starts_then_there_in_priority_order(monkeypatch):
+    gate = threading.Event()
+    with _starting(monkeypatch, gate) as executor:
+        assert executor.slots == 2
+        for name, priority in [("low", 1.0), ("high", 5.0), ("next", 1.0), ("mid", 3.0)]:
+            executor.submit(_here, name, priority)
+        outcomes = executor.completed()
+        assert next(outcomes) == ("high", ("here", "high"))  # not started: run in this process
+        gate.set()
+        assert executor.wait_started(30)
+        executor.submit(_here, "later", 9.0)
+        rest = list(outcomes)
+    # what was queued went to the executor in priority order (equal ones as submitted), then
+    # what came after it started
+    assert rest == [(n, ("there", n)) for n in ["mid", "low", "next", "later"]]
+
+
+def test_nothing_waits_for_the_executor_when_every_item_ran_here(monkeypatch):
+    gate = threading.Event()
+    with _starting(monkeypatch, gate) as executor:
+        executor.submit(_here, "only")
+        assert list(executor.completed()) == [("only", ("here", "only"))]
+        assert not executor.wait_started(0.1)  # still starting: completed() did not wait
+        gate.set()
+
+
+def test_a_sites_own_cluster_gets_every_item(monkeypatch):
+    gate = threading.Event()
+    with _starting(monkeypatch, gate, "tcp://127.0.0.1:8786") as executor:
+        assert executor.slots is None  # the cluster orders the items itself
+        executor.submit(_here, "a")
+        threading.Timer(0.2, gate.set).start()
+        assert list(executor.completed()) == [("a", ("there", "a"))]
+
+
+def test_an_executor_that_cannot_start_fails_the_items_waiting_for_it(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no cluster at that address")
+
+    monkeypatch.setattr(executors, "open_executor", broken)
+    with executors.start_executor("dask", 2, lambda: None, "tcp://127.0.0.1:1") as executor:
+        executor.submit(_here, "a")
+        with pytest.raises(RuntimeError, match="no cluster at that address"):
+            list(executor.completed())

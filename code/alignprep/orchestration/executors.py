@@ -11,6 +11,8 @@ for every executor; only the scheduling differs, so the outputs are identical.
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import multiprocessing
 import os
@@ -249,9 +251,11 @@ class DaskExecutor:
     as plain data; every worker reads the inputs from the same data_root paths."""
 
     mode: Mode = "dask"
-    slots: int | None = None  # the scheduler orders the queued items (workers may come and go)
 
     def __init__(self, n_jobs: int, scheduler_address: str | None = None) -> None:
+        # a site's cluster orders the queued items itself (its workers may come and go); a
+        # LocalCluster has n_jobs workers, given an item each as the pool is
+        self.slots: int | None = None if scheduler_address else n_jobs
         if not scheduler_address:
             local_cluster_config()  # before importing distributed: see there
         from distributed import Client, LocalCluster, as_completed
@@ -318,40 +322,112 @@ def open_executor(
             close()
 
 
-@contextmanager
-def start_executor(
-    mode: Mode, n_jobs: int, warm: Callable[[], object], scheduler_address: str | None = None
-) -> Iterator[Callable[[], Executor]]:
-    """Open the executor of ``mode`` in the background, its workers running ``warm``.
+class StartingExecutor:
+    """The executor of a run, usable while it starts: until it is ready, this process runs the
+    submitted items itself, one at a time, highest priority first; then it hands the executor
+    what is still queued and every later item.
 
-    Worker processes (and a Dask cluster) take seconds to start and import the stages; started
-    before validation, they do it while the run validates. Yields a function that waits for the
-    executor and returns it (or raises what prevented it).
+    The pool's fork server imports every stage before it forks a worker (about 3 s of CPU, 1 s
+    longer than this process takes to validate the demo), and a LocalCluster starts slower
+    still; meanwhile one of two cores would idle. Only an executor with ``slots`` runs items
+    here: the schedule then counts the item running here as one of them, so no more items run
+    at once than the executor alone would run (its memory estimate holds). A site's own Dask
+    cluster (no slots) is never replaced by this process: its items wait for it.
     """
-    started: dict[str, Any] = {}
-    stack = ExitStack()
 
-    def start() -> None:
+    def __init__(
+        self,
+        mode: Mode,
+        n_jobs: int,
+        warm: Callable[[], object],
+        scheduler_address: str | None = None,
+    ) -> None:
+        self.mode: Mode = mode
+        self.slots: int | None = None if scheduler_address else n_jobs
+        self._lock = threading.Lock()
+        self._executor: Executor | None = None
+        self._error: BaseException | None = None
+        self._queued: list[tuple[float, int, Callable[[Any], Any], Any]] = []  # a heap
+        self._order = itertools.count()  # equal priorities: first submitted, first run
+        self._stack = ExitStack()
+        self._thread = threading.Thread(
+            target=self._start,
+            args=(mode, n_jobs, warm, scheduler_address),
+            name="alignprep-executor-start",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _start(
+        self, mode: Mode, n_jobs: int, warm: Callable[[], object], address: str | None
+    ) -> None:
         try:
-            executor = stack.enter_context(open_executor(mode, n_jobs, scheduler_address))
+            executor = self._stack.enter_context(open_executor(mode, n_jobs, address))
             warm_up = getattr(executor, "warm", None)
             if warm_up is not None:
                 warm_up(warm)
-            started["executor"] = executor
         except BaseException as exc:
-            started["error"] = exc
+            self._error = exc
+            return
+        with self._lock:  # what was queued meanwhile goes first, in priority order
+            while self._queued:
+                minus_priority, _, fn, item = heapq.heappop(self._queued)
+                executor.submit(fn, item, -minus_priority)
+            self._executor = executor
 
-    thread = threading.Thread(target=start, name="alignprep-executor-start", daemon=True)
-    thread.start()
+    def wait_started(self, timeout_s: float | None = None) -> bool:
+        """Wait until the executor has started (or failed to); whether it has."""
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
 
-    def get() -> Executor:
-        thread.join()
-        if "error" in started:
-            raise started["error"]
-        return started["executor"]
+    def submit(self, fn: Callable[[T], R], item: T, priority: float = 0.0) -> None:
+        with self._lock:
+            if self._executor is None:
+                heapq.heappush(self._queued, (-priority, next(self._order), fn, item))
+                return
+        self._executor.submit(fn, item, priority)
 
+    def _next_here(self) -> tuple[Callable[[Any], Any], Any] | None:
+        """The next item to run in this process: while the executor starts and has slots."""
+        with self._lock:
+            if self._executor is not None or not self._queued or self.slots is None:
+                return None
+            _, _, fn, item = heapq.heappop(self._queued)
+            return fn, item
+
+    def completed(self) -> Iterator[tuple[Any, Any]]:
+        while (here := self._next_here()) is not None:
+            fn, item = here
+            try:
+                yield item, fn(item)
+            except Exception as exc:  # the caller records the item as failed
+                yield item, exc
+        with self._lock:
+            if self._executor is None and not self._queued:
+                return  # everything ran here (a re-run with nothing to do)
+        self.wait_started()
+        if self._error is not None:
+            raise self._error
+        assert self._executor is not None
+        yield from self._executor.completed()
+
+    def close(self) -> None:
+        self.wait_started()
+        self._stack.close()
+
+
+@contextmanager
+def start_executor(
+    mode: Mode, n_jobs: int, warm: Callable[[], object], scheduler_address: str | None = None
+) -> Iterator[StartingExecutor]:
+    """Open the executor of ``mode`` in the background, its workers running ``warm``.
+
+    Worker processes (and a Dask cluster) take seconds to start and import the stages; started
+    before validation, they do it while the run validates, and this process runs the first
+    items meanwhile (:class:`StartingExecutor`).
+    """
+    executor = StartingExecutor(mode, n_jobs, warm, scheduler_address)
     try:
-        yield get
+        yield executor
     finally:
-        thread.join()
-        stack.close()
+        executor.close()

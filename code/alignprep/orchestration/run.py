@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 
 from threadpoolctl import threadpool_limits
@@ -99,13 +98,13 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
     if config.validate_only or config.collect or mode in ("serial", "async"):
         return _checked(config, t0_s, None)
     # the workers (and their imports) start now, while the roots are checked and validated
-    with start_executor(mode, config.effective_n_jobs, warm_up, config.scheduler_address) as get:
-        return _checked(config, t0_s, get)
+    with start_executor(
+        mode, config.effective_n_jobs, warm_up, config.scheduler_address
+    ) as executor:
+        return _checked(config, t0_s, executor)
 
 
-def _checked(
-    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
-) -> ProcessResult:
+def _checked(config: PipelineConfig, t0_s: float, executor: Executor | None) -> ProcessResult:
     """The roots checked, the results root locked, then the run or the collection."""
     from ..stages.checks import check_roots
 
@@ -129,9 +128,7 @@ def _checked(
         return _run_locked(config, t0_s, executor)
 
 
-def _run_locked(
-    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
-) -> ProcessResult:
+def _run_locked(config: PipelineConfig, t0_s: float, executor: Executor | None) -> ProcessResult:
     """The run itself, with the results root held (see :func:`run_pipeline`)."""
     if config.demo != "off":
         config = demo_config(config)
@@ -144,9 +141,7 @@ def _run_locked(
     return _validated(config, t0_s, executor)
 
 
-def _validated(
-    config: PipelineConfig, t0_s: float, executor: Callable[[], Executor] | None
-) -> ProcessResult:
+def _validated(config: PipelineConfig, t0_s: float, executor: Executor | None) -> ProcessResult:
     """Validate, plan and run (on ``executor`` when it was started early)."""
     from ..stages.validate import validate, write_report
 
@@ -183,7 +178,7 @@ def execute(
     config: PipelineConfig,
     plan: Plan,
     result: ProcessResult,
-    started: Callable[[], Executor] | None = None,
+    started: Executor | None = None,
 ) -> None:
     """Run every phase of ``plan`` on one executor (``started`` early, or opened here); record
     each result as it arrives."""
@@ -200,7 +195,7 @@ def execute(
     with ExitStack() as stack:
         stack.enter_context(threadpool_limits(limits=1))  # BLAS threads as in every worker
         if started is not None:
-            executor = started()
+            executor = started
         else:
             executor = stack.enter_context(
                 open_executor(mode, config.effective_n_jobs, config.scheduler_address)

@@ -32,9 +32,10 @@ class Schedule:
     """The plan's items, given to ``executor`` as their inputs become available, the ready
     item with the longest chain of work behind it first (:mod:`.priority`).
 
-    An executor with ``slots`` (the pool, asyncio, serial) gets at most that many items at
-    once, so that an item becoming ready later can still go before one that waits for a
-    worker; one without (Dask) gets every ready item with its priority and orders them itself.
+    An executor with ``slots`` (the pool, asyncio, serial, a LocalCluster) gets at most that
+    many items at once, so that an item becoming ready later can still go before one that
+    waits for a worker; one without (a site's Dask cluster) gets every ready item with its
+    priority and orders them itself.
     ``seconds`` estimates an item (default: :func:`~.priority.default_seconds`).
     """
 
