@@ -1,4 +1,5 @@
-"""``python -m alignprep``: run the CLI and leave with its exit code, whatever native threads do."""
+"""``python -m alignprep``: the supervisor, or in its child the CLI; leave with the exit code
+whatever native threads do."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import os
 import sys
 
-from .cli import main
+from .supervisor import is_supervised, supervise
 
 
 def _exit(code: int) -> None:
@@ -26,5 +27,14 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
+def main() -> int:
+    """Supervise a child that runs the command, or be that child (:mod:`.supervisor`)."""
+    if not is_supervised():
+        return supervise(sys.argv[1:])
+    from .cli import main as run
+
+    return int(run())
+
+
 if __name__ == "__main__":
-    _exit(int(main()))
+    _exit(main())

@@ -32,7 +32,6 @@ from .config import (
 )
 from .errors import AlignprepError, ConfigError, ExitCode
 from .logs import configure_logging, get_logger
-from .supervisor import is_supervised, supervise
 
 #: Extra spellings of some keys (kept from earlier versions and the peer's CLI).
 ALIASES = {"use_async": ("--async",)}
@@ -158,8 +157,9 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the capsule; return the process exit code.
 
-    The work runs in a supervised child process (:mod:`alignprep.supervisor`), so SIGTERM and
-    SIGINT stop it within seconds whatever it is doing.
+    ``python -m alignprep`` runs this in a supervised child process
+    (:mod:`alignprep.supervisor`), so SIGTERM and SIGINT stop it within seconds whatever it is
+    doing.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)  # usage errors exit 2 here
@@ -171,9 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("configuration error:\n%s", exc)
         return ExitCode.USAGE
     configure_logging(config.log_level)
-    if not is_supervised():
-        return supervise(argv, config.results_root, config.scratch_root)
-
     from .orchestration.run import run_pipeline  # imported after parsing: --help stays fast
 
     try:
