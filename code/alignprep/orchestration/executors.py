@@ -116,6 +116,19 @@ class SerialExecutor:
 PRELOAD = ("alignprep.orchestration.preload",)
 
 
+def start_fork_server(*first: str) -> None:
+    """Start this process's fork server, importing ``first`` and then :data:`PRELOAD`.
+
+    A process has one fork server, started by the first pool or cluster that needs one; its
+    preload is fixed then (a LocalCluster after a pool gets workers without ``distributed``
+    preloaded: slower to start, never wrong).
+    """
+    import multiprocessing.forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload([*first, *PRELOAD])
+    multiprocessing.forkserver.ensure_running()
+
+
 class ProcessExecutor:
     """A pool of worker processes forked by a fork server that imported the stages once."""
 
@@ -128,11 +141,10 @@ class ProcessExecutor:
 
     def _get(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload(list(PRELOAD))
+            start_fork_server()
             self._pool = ProcessPoolExecutor(
                 max_workers=self.n_jobs,
-                mp_context=context,
+                mp_context=multiprocessing.get_context("forkserver"),
                 initializer=exit_with_run,
                 initargs=(os.getpid(),),
             )
@@ -226,12 +238,9 @@ def local_cluster_config() -> None:
     There is no dashboard; memory is checked before the run (``checks``), and still every
     second.
     """
-    import multiprocessing.forkserver
-
     # The fork server imports distributed and the stages while this process imports distributed
     # (started after, it would wait for that import: a second on the critical path).
-    multiprocessing.get_context("forkserver").set_forkserver_preload(["distributed", *PRELOAD])
-    multiprocessing.forkserver.ensure_running()
+    start_fork_server("distributed")
     import dask
 
     dask.config.set(
