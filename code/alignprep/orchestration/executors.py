@@ -234,7 +234,8 @@ def local_cluster_config() -> None:
     two workers on two cores a CPU-bound task (matplotlib figures and a Python loop) took
     25-30% more CPU than in the process pool, about the same with these settings; the
     four-probe run (``tests/benchmarks/executors.py``) went from 1.26x to 1.14x the pool's time,
-    and to 1.005x (median of 4 rounds; 1.09x just before) once the fork server started first.
+    then to 1.005-1.09x once the fork server started first (see the README's Measured rows).
+    The scheduler does not steal work: the schedule hands each worker one item (``slots``).
     There is no dashboard; memory is checked before the run (``checks``), and still every
     second.
     """
@@ -247,6 +248,8 @@ def local_cluster_config() -> None:
         {
             "distributed.worker.multiprocessing-method": "forkserver",
             "distributed.worker.profile.enabled": False,
+            # the schedule gives its n_jobs workers an item each: nothing to steal, every 100 ms
+            "distributed.scheduler.work-stealing": False,
             "distributed.admin.tick.interval": "1s",
             "distributed.worker.memory.monitor-interval": "1s",
             "distributed.admin.system-monitor.interval": "10s",
