@@ -118,8 +118,7 @@ def supervise(argv: Sequence[str]) -> int:
         name = signal.Signals(exc.signum).name
         roots = _roots(argv)
         log.error("%s received: stopped the run and its workers", name)
-        if roots is not None:
-            _cleanup(*roots)
+        _cleanup(roots)
         log.error("interrupted by %s; run again to resume (finished items are kept)", name)
         return 128 + exc.signum
     finally:
@@ -130,8 +129,7 @@ def supervise(argv: Sequence[str]) -> int:
         name = signal.Signals(-code).name
         hint = " (out of memory?)" if -code == signal.SIGKILL else ""
         log.error("the run was killed by %s%s; run again to resume", name, hint)
-        if roots is not None:
-            _cleanup(*roots)
+        _cleanup(roots)
         return ExitCode.RUN_FAILED
     return code
 
@@ -170,13 +168,15 @@ def _log_to_file(results_root: Path) -> None:
         attach_log_file(path, append=True)
 
 
-def _cleanup(results_root: Path, scratch_root: Path) -> None:
-    """Remove the temporary files of the stopped run (when no other run holds the root)."""
+def _cleanup(roots: tuple[Path, Path] | None) -> None:
+    """Remove the temporary files of the stopped run (when no other run holds the results
+    root); ``roots`` (results, scratch) is None when the parameters never parsed."""
     from . import outputs
     from .orchestration.lock import ResultsBusyError, results_lock
 
-    if not results_root.is_dir():
+    if roots is None or not roots[0].is_dir():
         return
+    results_root, scratch_root = roots
     try:
         with results_lock(results_root):
             removed = outputs.remove_stale_temp_files(results_root)

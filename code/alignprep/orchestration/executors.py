@@ -90,6 +90,21 @@ class Executor(Protocol):
         ...
 
 
+def run_here(fn: Callable[[T], R], item: T) -> R | Exception:
+    """``fn(item)`` in this process; the exception that prevented a result is the outcome (the
+    caller records the item as failed)."""
+    try:
+        return fn(item)
+    except Exception as exc:
+        return exc
+
+
+def cluster_slots(n_jobs: int, scheduler_address: str | None) -> int | None:
+    """Items a pool or Dask cluster is given at once: one per worker, except on a site's own
+    cluster (an address), whose workers may come and go and which orders the queue itself."""
+    return None if scheduler_address else n_jobs
+
+
 class SerialExecutor:
     """One item after the other, in this process, in submission order."""
 
@@ -105,10 +120,7 @@ class SerialExecutor:
     def completed(self) -> Iterator[tuple[Any, Any]]:
         while self._queue:
             fn, item = self._queue.popleft()
-            try:
-                yield item, fn(item)
-            except Exception as exc:  # the caller records the item as failed
-                yield item, exc
+            yield item, run_here(fn, item)
 
 
 #: Imported once by the fork server, which then forks each worker with them (not ANTs: ITK's
@@ -265,9 +277,7 @@ class DaskExecutor:
     mode: Mode = "dask"
 
     def __init__(self, n_jobs: int, scheduler_address: str | None = None) -> None:
-        # a site's cluster orders the queued items itself (its workers may come and go); a
-        # LocalCluster has n_jobs workers, given an item each as the pool is
-        self.slots: int | None = None if scheduler_address else n_jobs
+        self.slots = cluster_slots(n_jobs, scheduler_address)
         if not scheduler_address:
             local_cluster_config()  # before importing distributed: see there
         from distributed import Client, LocalCluster, as_completed
@@ -355,7 +365,7 @@ class StartingExecutor:
         scheduler_address: str | None = None,
     ) -> None:
         self.mode: Mode = mode
-        self.slots: int | None = None if scheduler_address else n_jobs
+        self.slots = cluster_slots(n_jobs, scheduler_address)
         self._lock = threading.Lock()
         self._executor: Executor | None = None
         self._error: BaseException | None = None
@@ -410,10 +420,7 @@ class StartingExecutor:
     def completed(self) -> Iterator[tuple[Any, Any]]:
         while (here := self._next_here()) is not None:
             fn, item = here
-            try:
-                yield item, fn(item)
-            except Exception as exc:  # the caller records the item as failed
-                yield item, exc
+            yield item, run_here(fn, item)
         with self._lock:
             if self._executor is None and not self._queued:
                 return  # everything ran here (a re-run with nothing to do)
