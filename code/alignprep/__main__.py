@@ -31,7 +31,11 @@ def main() -> int:
     """Supervise a child that runs the command, or be that child (:mod:`.supervisor`)."""
     if not is_supervised():
         return supervise(sys.argv[1:])
-    from .cli import main as run
+    from .gcpause import own_process, paused
+
+    own_process()  # this process runs one command (see gcpause)
+    with paused():
+        from .cli import main as run
 
     return int(run())
 

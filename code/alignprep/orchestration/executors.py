@@ -28,6 +28,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import ExitStack, contextmanager
 from typing import Any, Literal, Protocol, TypeVar
 
+from ..gcpause import paused
 from ..logs import get_logger
 
 T = TypeVar("T")
@@ -126,6 +127,8 @@ class SerialExecutor:
 #: Imported once by the fork server, which then forks each worker with them (not ANTs: ITK's
 #: threads make fork unsafe, and the server never loads it; each worker loads it itself).
 PRELOAD = ("alignprep.orchestration.preload",)
+#: Imported first: the server imports without garbage collection (:mod:`alignprep.gcpause`).
+PRELOAD_BEGIN = "alignprep.orchestration.preload_begin"
 
 
 def start_fork_server(*first: str) -> None:
@@ -137,7 +140,8 @@ def start_fork_server(*first: str) -> None:
     """
     import multiprocessing.forkserver
 
-    multiprocessing.get_context("forkserver").set_forkserver_preload([*first, *PRELOAD])
+    preload = [PRELOAD_BEGIN, *first, *PRELOAD]
+    multiprocessing.get_context("forkserver").set_forkserver_preload(preload)
     multiprocessing.forkserver.ensure_running()
 
 
@@ -280,7 +284,8 @@ class DaskExecutor:
         self.slots = cluster_slots(n_jobs, scheduler_address)
         if not scheduler_address:
             local_cluster_config()  # before importing distributed: see there
-        from distributed import Client, LocalCluster, as_completed
+        with paused():  # half its CPU otherwise: collections walking this heap (see gcpause)
+            from distributed import Client, LocalCluster, as_completed
 
         self.cluster = None
         if scheduler_address:

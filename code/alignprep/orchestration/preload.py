@@ -14,7 +14,7 @@ import multiprocessing.forkserver
 import os
 import sys
 
-from .tasks import warm_up
+from ..gcpause import resume
 
 
 def in_fork_server() -> bool:
@@ -35,6 +35,12 @@ def leave_now() -> None:
     os._exit(0)
 
 
-warm_up()
 if in_fork_server():  # the server has no state of its own to save; its workers exit by themselves
     atexit.register(leave_now)
+try:
+    from .tasks import warm_up
+
+    warm_up()
+finally:
+    if in_fork_server():  # the pause of .preload_begin: ends whatever failed
+        resume()

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import outputs
 from ..config import ParamLayer, PipelineConfig, available_cpus, build_config
+from ..gcpause import paused
 from ..logs import attach_log_file, get_logger, step
 from ..work import QcWork, StageResult, Status, Work
 from .executors import Executor, Mode, open_executor, start_executor
@@ -106,7 +107,9 @@ def run_pipeline(config: PipelineConfig) -> ProcessResult:
 
 def _checked(config: PipelineConfig, t0_s: float, executor: Executor | None) -> ProcessResult:
     """The roots checked, the results root locked, then the run or the collection."""
-    from ..stages.checks import check_roots
+    with paused():  # validation's libraries, imported while the executor starts (see gcpause)
+        from ..stages import validate  # noqa: F401
+        from ..stages.checks import check_roots
 
     root_problems = [c for c in check_roots(config) if c.status == "error"]
     if root_problems:
