@@ -33,14 +33,18 @@ def _where(_: object) -> bool:
     return in_fork_server()
 
 
-def test_pool_workers_come_from_the_fork_server_that_ran_the_preload():
-    executor = ProcessExecutor(1)
+def _run_one(executor, fn) -> object:
+    """``fn(None)`` on a worker of ``executor``, which is closed after."""
     try:
-        executor.submit(_where, None)
+        executor.submit(fn, None)
         ((_, outcome),) = list(executor.completed())
     finally:
         executor.close()
-    assert outcome is True
+    return outcome
+
+
+def test_pool_workers_come_from_the_fork_server_that_ran_the_preload():
+    assert _run_one(ProcessExecutor(1), _where) is True
     assert not in_fork_server()  # this process is not one
 
 
@@ -50,13 +54,7 @@ def _gc_state(_: object) -> tuple[bool, int]:
 
 @pytest.mark.parametrize("executor_class", [ProcessExecutor, DaskExecutor])
 def test_workers_collect_garbage_but_not_the_imports_of_their_fork_server(executor_class):
-    executor = executor_class(1)
-    try:
-        executor.submit(_gc_state, None)
-        ((_, outcome),) = list(executor.completed())
-    finally:
-        executor.close()
-    enabled, frozen = outcome
+    enabled, frozen = _run_one(executor_class(1), _gc_state)
     assert enabled is True
     # the stages' libraries: numpy, pandas, matplotlib, spikeinterface... (about 300,000)
     assert frozen > 100_000
