@@ -35,12 +35,13 @@ def leave_now() -> None:
     os._exit(0)
 
 
-if in_fork_server():  # the server has no state of its own to save; its workers exit by themselves
+_SERVER = in_fork_server()
+if _SERVER:  # the server has no state of its own to save; its workers exit by themselves
     atexit.register(leave_now)
 try:
     from .tasks import warm_up
 
     warm_up()
 finally:
-    if in_fork_server():  # the pause of .preload_begin: ends whatever failed
+    if _SERVER:  # ends the pause of .preload_begin, even when an import failed
         resume()
