@@ -299,7 +299,10 @@ class DaskExecutor:
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
             )
-            self.client = Client(self.cluster)
+            # results straight from the worker that holds them, not relayed by the scheduler
+            # (its workers listen on this machine): a third less of this process's CPU per
+            # item (tests/benchmarks/executor_items.py)
+            self.client = Client(self.cluster, direct_to_workers=True)
             log.info("Dask LocalCluster of %d worker process(es)", n_jobs)
         self._finished = as_completed()
         self._items: dict[str, Any] = {}
