@@ -300,7 +300,7 @@ class DaskExecutor:
                 silence_logs=logging.ERROR,
             )
             # results straight from the worker that holds them, not relayed by the scheduler
-            # (its workers listen on this machine): a third less of this process's CPU per
+            # (its workers listen on this machine): a quarter less of this process's CPU per
             # item (tests/benchmarks/executor_items.py)
             self.client = Client(self.cluster, direct_to_workers=True)
             log.info("Dask LocalCluster of %d worker process(es)", n_jobs)
