@@ -18,15 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from children import run_child
 
 log = logging.getLogger("benchmarks.executor_items")
-CODE = Path(__file__).resolve().parents[2] / "code"
 EXECUTORS = ("processes", "dask", "async")
 
 
@@ -68,31 +65,23 @@ def child(mode: str, n_jobs: int, n_items: int) -> dict[str, float]:
     }
 
 
-def run_child(mode: str, n_jobs: int, n_items: int) -> dict[str, float]:
-    """One measurement in a fresh process (a fork server and a cluster of its own)."""
-    env = {**os.environ, "PYTHONPATH": str(CODE)}
-    cmd = [sys.executable, __file__, "--child", mode, str(n_jobs), str(n_items)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=CODE)
-    if proc.returncode != 0:
-        raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> None:
-    if argv is None and len(sys.argv) == 5 and sys.argv[1] == "--child":
-        print(json.dumps(child(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="runs per executor (default 3)")
     parser.add_argument("--executors", nargs="+", default=list(EXECUTORS), choices=EXECUTORS)
     parser.add_argument("--n-jobs", type=int, default=4, help="workers, items in flight")
     parser.add_argument("--items", type=int, default=200, help="items per run (default 200)")
+    parser.add_argument("--child", choices=EXECUTORS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:  # one measurement, in a fresh process: a fork server and cluster of its own
+        print(json.dumps(child(args.child, args.n_jobs, args.items)))
+        return
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in args.executors}
+    flags = ("--n-jobs", str(args.n_jobs), "--items", str(args.items))
     for i in range(args.rounds):
         for name in args.executors:
-            runs[name].append(run_child(name, args.n_jobs, args.items))
+            runs[name].append(run_child(__file__, name, *flags)[0])
             log.info("round %d %-9s %s", i + 1, name, fmt(runs[name][-1]))
     log.info("medians of %d round(s), %d items, %d in flight:", args.rounds, args.items,
              args.n_jobs)  # fmt: skip
